@@ -1,0 +1,3 @@
+from aimscale.cli import main
+
+raise SystemExit(main())

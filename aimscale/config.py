@@ -1,0 +1,203 @@
+"""The run configuration: one typed tree, composed from presets and Hydra-style overrides.
+
+`compose(["model=aim-600m", "model.depth=12"])` starts from the dataclass defaults, merges the
+named presets (`aimscale/conf/<group>/<name>.yaml`) and applies dotted overrides with Hydra's
+override grammar, in struct mode, so a mistyped key is an error and not a new field. `validate`
+collects every problem of the resolved tree at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from aimscale.data.config import DataConfig
+from aimscale.model.config import ModelConfig
+from aimscale.train.config import LoggingConfig, OptimConfig, TrainConfig
+
+CONF_DIR = Path(__file__).parent / "conf"
+GROUPS = ("model", "data")
+# keys that never change results: excluded from the run hash
+NON_RESULT_KEYS = ("logging", "run_dir", "sweep_name", "train.device", "data.num_workers")
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    run_dir: str | None = None  # None: runs/<run_id>
+    sweep_name: str = ""
+
+
+class ConfigError(ValueError):
+    """A configuration with one or more problems; `problems` lists them all."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid configuration ({len(self.problems)} problem(s)):\n{lines}")
+
+
+def preset_names(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+@cache
+def _load_preset(group: str, name: str) -> DictConfig:
+    path = CONF_DIR / group / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError([f"unknown {group} preset {name!r}; choose one of {preset_names(group)}"])
+    return OmegaConf.load(path)
+
+
+@lru_cache(maxsize=1)
+def _schema() -> DictConfig:
+    return OmegaConf.structured(RunConfig)
+
+
+def _parse_overrides(overrides: list[str]):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        return OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException as err:
+        raise ConfigError([f"cannot parse override: {err}"]) from None
+
+
+def apply_overrides(cfg: DictConfig, overrides: list[str]) -> list[str]:
+    """Apply overrides to `cfg` in place; return the problems (unknown keys, bad values).
+
+    `group=name` merges a preset; `key=value` sets a value; `~key` resets it to its default.
+    Sweep syntax (`a,b`, `range(...)`) is not allowed here: expand it with a sweep spec.
+    """
+    problems = []
+    for override in _parse_overrides(overrides):
+        key = override.key_or_group
+        if override.is_sweep_override():
+            problems.append(
+                f"override {override.input_line!r} is a sweep; use `aimscale plan/launch` with a "
+                "sweep spec, or pick one value"
+            )
+            continue
+        try:
+            if override.is_delete():
+                OmegaConf.update(cfg, key, OmegaConf.select(_schema(), key), merge=False)
+            elif key in GROUPS and isinstance(override.value(), str):
+                preset = _load_preset(key, override.value())
+                cfg[key] = OmegaConf.merge(cfg[key], preset)
+            else:
+                value = override.value()
+                OmegaConf.update(cfg, key, value, merge=True)
+        except ConfigError as err:
+            problems.extend(err.problems)
+        except OmegaConfBaseException as err:
+            reason = str(err).splitlines()[0]
+            problems.append(f"override {override.input_line!r} failed: {reason}")
+    return problems
+
+
+def compose(overrides: list[str] = (), base: dict | DictConfig | None = None) -> RunConfig:
+    """Resolve defaults + `base` (e.g. a sweep's base section) + overrides into a valid RunConfig.
+
+    Raises ConfigError listing every problem found.
+    """
+    cfg = _schema().copy()
+    OmegaConf.set_struct(cfg, True)
+    problems: list[str] = []
+    if base:
+        base_overrides = []
+        base = OmegaConf.create(base) if not isinstance(base, DictConfig) else base
+        for group in GROUPS:
+            preset = OmegaConf.select(base, f"{group}.preset", default=None)
+            if preset is not None:
+                base_overrides.append(f"{group}={preset}")
+        problems += apply_overrides(cfg, base_overrides)
+        plain = OmegaConf.to_container(base)
+        for group in GROUPS:
+            if isinstance(plain.get(group), dict):
+                plain[group].pop("preset", None)
+        try:
+            cfg.merge_with(plain)
+        except OmegaConfBaseException as err:
+            problems.append(f"base config: {str(err).splitlines()[0]}")
+    problems += apply_overrides(cfg, list(overrides))
+    run_cfg: RunConfig = OmegaConf.to_object(cfg)
+    try:
+        validate(run_cfg)
+    except ConfigError as err:
+        problems += err.problems
+    if problems:
+        raise ConfigError(problems)
+    return run_cfg
+
+
+def validate(cfg: RunConfig) -> None:
+    """Raise ConfigError with every problem of the tree, or return None."""
+    problems = cfg.model.problems() + cfg.data.problems() + cfg.optim.problems()
+    problems += cfg.train.problems()
+    micro = cfg.train.micro_batch_size
+    if micro is not None and micro > 0 and cfg.train.batch_size % micro:
+        problems.append(
+            f"train.batch_size={cfg.train.batch_size} is not a multiple of "
+            f"train.micro_batch_size={micro}"
+        )
+    if problems:
+        raise ConfigError(problems)
+
+
+def to_dict(cfg: RunConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.structured(cfg))
+
+
+def to_yaml(cfg: RunConfig) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def from_yaml(path: str | Path) -> RunConfig:
+    """Load a run's config.yaml back (validated against the current schema)."""
+    cfg = _schema().copy()
+    OmegaConf.set_struct(cfg, True)
+    cfg.merge_with(OmegaConf.load(path))
+    run_cfg = OmegaConf.to_object(cfg)
+    validate(run_cfg)
+    return run_cfg
+
+
+def result_dict(cfg: RunConfig) -> dict[str, Any]:
+    """The config without the keys that do not change results (logging, paths, device)."""
+    tree = to_dict(cfg)
+    for key in NON_RESULT_KEYS:
+        parent, _, leaf = key.rpartition(".")
+        node = tree
+        for part in parent.split(".") if parent else []:
+            node = node[part]
+        node.pop(leaf, None)
+    return tree
+
+
+def config_hash(cfg: RunConfig, length: int = 8) -> str:
+    """Short stable hash of everything that can change a run's results."""
+    canonical = json.dumps(result_dict(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:length]
+
+
+def run_id(cfg: RunConfig, varied: dict[str, Any] | None = None) -> str:
+    """Readable prefix from the varied axes + the config hash, e.g. `width256-depth4-3f9a1c2e`."""
+    parts = []
+    for key, value in (varied or {}).items():
+        leaf = key.rsplit(".", 1)[-1].replace("_", "")
+        text = str(value).replace("/", "_").replace(" ", "")
+        parts.append(f"{leaf}{text}"[:24])
+    parts.append(config_hash(cfg))
+    return "-".join(parts)

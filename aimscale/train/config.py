@@ -1,0 +1,76 @@
+"""Typed configuration of the optimiser, the training loop and logging."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warmup then cosine decay (the paper's recipe)."""
+
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    weight_decay: float = 0.05  # not on biases, norms or positions
+    warmup_fraction: float = 0.025
+    min_lr: float = 0.0
+    grad_clip: float = 1.0
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.lr <= 0:
+            found.append(f"optim.lr must be positive, got {self.lr}")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            found.append(f"optim.beta1/beta2 must be in [0, 1), got {self.beta1}/{self.beta2}")
+        if not 0 <= self.warmup_fraction < 1:
+            found.append(f"optim.warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if self.weight_decay < 0 or self.grad_clip < 0 or self.min_lr < 0:
+            found.append("optim.weight_decay, optim.grad_clip and optim.min_lr must be >= 0")
+        return found
+
+
+@dataclass
+class TrainConfig:
+    """The loop: how long, how big, how often to log, evaluate and checkpoint."""
+
+    steps: int = 200
+    batch_size: int = 64  # global batch (images per optimiser step, all ranks)
+    micro_batch_size: int | None = None  # per rank per forward; None = batch / world size
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
+    compile: bool = False
+    log_every: int = 10
+    eval_every: int = 100
+    eval_images: int = 512
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+
+    def problems(self) -> list[str]:
+        found = []
+        for key in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every"):
+            if getattr(self, key) <= 0:
+                found.append(f"train.{key} must be positive, got {getattr(self, key)}")
+        if self.micro_batch_size is not None and self.micro_batch_size <= 0:
+            found.append(f"train.micro_batch_size must be positive, got {self.micro_batch_size}")
+        if self.keep_checkpoints < 1:
+            found.append(f"train.keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
+        if self.precision not in PRECISIONS:
+            found.append(f"train.precision={self.precision!r} is not one of {PRECISIONS}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            found.append(f"train.device={self.device!r} is not one of ('auto', 'cpu', 'cuda')")
+        return found
+
+
+@dataclass
+class LoggingConfig:
+    """Where metrics go besides metrics.jsonl (which is always written and authoritative)."""
+
+    wandb: bool = False
+    wandb_project: str = "aimscale"
+    wandb_mode: str = "offline"  # offline | online | disabled
+    progress: str = "auto"  # auto (bar on a terminal, log lines otherwise) | bar | lines | none
