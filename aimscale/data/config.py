@@ -14,6 +14,7 @@ class SourceConfig:
     kind: str = "fashion-mnist"
     path: str | None = None  # None: the default location of the kind (fashion-mnist: Debian's)
     weight: float = 1.0
+    size: int | None = None  # synthetic only: images in the training split (None: 60000)
 
 
 @dataclass
@@ -40,6 +41,8 @@ class DataConfig:
         for i, source in enumerate(self.sources):
             if source.kind not in SOURCE_KINDS:
                 found.append(f"data.sources[{i}].kind={source.kind!r} is not one of {SOURCE_KINDS}")
+            if source.size is not None and source.size <= 0:
+                found.append(f"data.sources[{i}].size must be positive or null, got {source.size}")
             if source.weight <= 0:
                 found.append(f"data.sources[{i}].weight must be positive, got {source.weight}")
         if self.num_images is not None and self.num_images <= 0:

@@ -1,0 +1,10 @@
+"""The one error type of the data stage."""
+
+from __future__ import annotations
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used as configured (missing path, empty, too small, unreadable).
+
+    The message names the path or setting at fault and says how to fix it.
+    """
