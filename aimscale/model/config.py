@@ -65,6 +65,20 @@ class ModelConfig:
                 f"model.heads={self.heads} must divide model.width={self.width} "
                 f"(head dim = width / heads)"
             )
+        # fixed 2-D sin-cos positions split the channels into 4 equal sin/cos x row/col parts
+        if self.width > 0 and self.width % 4:
+            found.append(
+                f"model.width={self.width} must be a multiple of 4 (2-D sin-cos positions)"
+            )
+        if self.head in ("mlp", "transformer") and self.head_width > 0 and self.head_width % 4:
+            found.append(
+                f"model.head_width={self.head_width} must be a multiple of 4 (the head adds 2-D "
+                "sin-cos positions)"
+            )
+        if self.mlp_ratio <= 0:
+            found.append(f"model.mlp_ratio must be positive, got {self.mlp_ratio}")
+        if self.norm_eps <= 0:
+            found.append(f"model.norm_eps must be positive, got {self.norm_eps}")
         if self.patch_size > 0 and self.num_patches < 2:
             found.append("the image has fewer than 2 patches; autoregression needs at least 2")
         for key, allowed in (

@@ -1,0 +1,105 @@
+"""Prediction heads: used in pre-training only, discarded afterwards.
+
+- `MLPHead` (paper): Linear(d -> w, bias) -> + sin-cos positions of width w -> `depth` residual
+  MLP blocks x += MLP(LN(x)) (no bias, ratio 4) -> LN -> Linear(w -> out, bias).
+- `LinearHead` (`head=none`): one Linear(d -> out, bias).
+- `TransformerHead` (ablation): Linear(d -> w, bias) -> + positions -> `depth` pre-norm
+  transformer blocks of width w with the trunk's attention mask -> LN -> Linear(w -> out, bias).
+
+The head's positions are those of the token in the same sequence slot (the input patch, in the
+autoregression order), not those of the patch being predicted: the paper is silent here.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from aimscale.model.config import ModelConfig
+from aimscale.model.positions import sincos_2d
+from aimscale.model.trunk import MLP, Block, init_weights
+
+
+def transformer_head_heads(cfg: ModelConfig) -> int:
+    """Heads of the transformer head: keep the trunk's head dimension where it divides."""
+    head_dim = cfg.width // cfg.heads
+    heads = max(1, cfg.head_width // head_dim)
+    while cfg.head_width % heads:
+        heads -= 1
+    return heads
+
+
+class ResidualMLP(nn.Module):
+    def __init__(self, width: int, eps: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(width, eps=eps)
+        self.mlp = MLP(width, 4 * width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mlp(self.norm(x))
+
+
+class LinearHead(nn.Module):
+    def __init__(self, cfg: ModelConfig, out_dim: int, order: torch.Tensor):
+        super().__init__()
+        self.out = nn.Linear(cfg.width, out_dim)
+        self.apply(init_weights)
+
+    def forward(
+        self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False
+    ) -> torch.Tensor:
+        return self.out(x)
+
+
+class MLPHead(nn.Module):
+    def __init__(self, cfg: ModelConfig, out_dim: int, order: torch.Tensor):
+        super().__init__()
+        width = cfg.head_width
+        self.proj = nn.Linear(cfg.width, width)
+        pos = sincos_2d(width, cfg.grid_size)[order]  # follows the sequence order
+        self.register_buffer("pos", pos, persistent=False)
+        self.blocks = nn.ModuleList(ResidualMLP(width, cfg.norm_eps) for _ in range(cfg.head_depth))
+        self.norm = nn.LayerNorm(width, eps=cfg.norm_eps)
+        self.out = nn.Linear(width, out_dim)
+        self.apply(init_weights)
+
+    def forward(
+        self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False
+    ) -> torch.Tensor:
+        x = self.proj(x)
+        x = x + self.pos.to(x.dtype)
+        for block in self.blocks:
+            x = block(x)
+        return self.out(self.norm(x))
+
+
+class TransformerHead(nn.Module):
+    def __init__(self, cfg: ModelConfig, out_dim: int, order: torch.Tensor):
+        super().__init__()
+        width = cfg.head_width
+        self.proj = nn.Linear(cfg.width, width)
+        pos = sincos_2d(width, cfg.grid_size)[order]
+        self.register_buffer("pos", pos, persistent=False)
+        heads = transformer_head_heads(cfg)
+        self.blocks = nn.ModuleList(
+            Block(width, heads, 4.0, cfg.norm_eps) for _ in range(cfg.head_depth)
+        )
+        self.norm = nn.LayerNorm(width, eps=cfg.norm_eps)
+        self.out = nn.Linear(width, out_dim)
+        self.apply(init_weights)
+
+    def forward(
+        self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False
+    ) -> torch.Tensor:
+        x = self.proj(x)
+        x = x + self.pos.to(x.dtype)
+        for block in self.blocks:
+            x = block(x, attn_mask=attn_mask, is_causal=is_causal)
+        return self.out(self.norm(x))
+
+
+HEAD_CLASSES = {"mlp": MLPHead, "none": LinearHead, "transformer": TransformerHead}
+
+
+def build_head(cfg: ModelConfig, out_dim: int, order: torch.Tensor) -> nn.Module:
+    return HEAD_CLASSES[cfg.head](cfg, out_dim, order)
