@@ -145,7 +145,7 @@ def compose(overrides: list[str] = (), base: dict | DictConfig | None = None) ->
 def validate(cfg: RunConfig) -> None:
     """Raise ConfigError with every problem of the tree, or return None."""
     problems = cfg.model.problems() + cfg.data.problems() + cfg.optim.problems()
-    problems += cfg.train.problems()
+    problems += cfg.train.problems() + cfg.logging.problems()
     micro = cfg.train.micro_batch_size
     if micro is not None and micro > 0 and cfg.train.batch_size % micro:
         problems.append(

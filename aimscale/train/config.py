@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 PRECISIONS = ("auto", "fp32", "bf16")
+WANDB_MODES = ("offline", "online", "disabled")
+PROGRESS_MODES = ("auto", "bar", "lines", "none")
 
 
 @dataclass
@@ -49,6 +51,11 @@ class TrainConfig:
     eval_images: int = 512
     checkpoint_every: int = 100
     keep_checkpoints: int = 2
+    # fractions of `steps` whose checkpoints are also saved and never rotated away (probing
+    # along training, e.g. [0.25, 0.5]); the final step's checkpoint is always kept
+    keep_fractions: list[float] = field(default_factory=list)
+    # training images drawn (separate seed) for AIM.prepare, e.g. the k-means codebook
+    prepare_images: int = 1024
 
     def problems(self) -> list[str]:
         found = []
@@ -57,6 +64,11 @@ class TrainConfig:
                 found.append(f"train.{key} must be positive, got {getattr(self, key)}")
         if self.micro_batch_size is not None and self.micro_batch_size <= 0:
             found.append(f"train.micro_batch_size must be positive, got {self.micro_batch_size}")
+        if self.eval_images < 0 or self.prepare_images < 0:
+            found.append("train.eval_images and train.prepare_images must be >= 0")
+        bad = [f for f in self.keep_fractions if not 0.0 < f <= 1.0]
+        if bad:
+            found.append(f"train.keep_fractions must lie in (0, 1], got {bad}")
         if self.keep_checkpoints < 1:
             found.append(f"train.keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
         if self.precision not in PRECISIONS:
@@ -64,6 +76,12 @@ class TrainConfig:
         if self.device not in ("auto", "cpu", "cuda"):
             found.append(f"train.device={self.device!r} is not one of ('auto', 'cpu', 'cuda')")
         return found
+
+    def kept_steps(self) -> list[int]:
+        """Steps whose checkpoints survive rotation: `keep_fractions` of `steps` (rounded, at
+        least 1) and the final step."""
+        steps = {min(self.steps, max(1, round(f * self.steps))) for f in self.keep_fractions}
+        return sorted(steps | {self.steps})
 
 
 @dataclass
@@ -74,3 +92,11 @@ class LoggingConfig:
     wandb_project: str = "aimscale"
     wandb_mode: str = "offline"  # offline | online | disabled
     progress: str = "auto"  # auto (bar on a terminal, log lines otherwise) | bar | lines | none
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.wandb_mode not in WANDB_MODES:
+            found.append(f"logging.wandb_mode={self.wandb_mode!r} is not one of {WANDB_MODES}")
+        if self.progress not in PROGRESS_MODES:
+            found.append(f"logging.progress={self.progress!r} is not one of {PROGRESS_MODES}")
+        return found

@@ -1,0 +1,97 @@
+"""Process-group setup for data-parallel training.
+
+Ranks come from torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) or,
+inside a submitit job, from `submitit.helpers.TorchDistributedEnvironment().export()`. One process
+is world size 1 without a process group. gloo on CPU, nccl on GPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class DistEnv:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    owns_group: bool  # whether we created the process group (and so must destroy it)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def _in_submitit_job() -> bool:
+    # set by submitit's local and slurm executors in the job's environment
+    return bool(os.environ.get("SUBMITIT_EXECUTOR")) and bool(os.environ.get("SUBMITIT_FOLDER"))
+
+
+def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device=cuda but CUDA is not available; use train.device=cpu")
+    if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
+    return torch.device("cpu")
+
+
+def setup(device_preference: str = "auto") -> DistEnv:
+    """Join (or create) the process group described by the environment."""
+    if "RANK" not in os.environ and _in_submitit_job():
+        import submitit
+
+        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_preference, local_rank)
+    owns_group = False
+    if world_size > 1 and not dist.is_initialized():
+        missing = [k for k in ("MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+        if missing:
+            raise RuntimeError(
+                f"WORLD_SIZE={world_size} but {missing} are not set; start with torchrun or "
+                "inside a submitit job"
+            )
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        owns_group = True
+    return DistEnv(rank, world_size, local_rank, device, owns_group)
+
+
+def teardown(env: DistEnv) -> None:
+    if env.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(env: DistEnv, values: list[float]) -> list[float]:
+    """Sum a few scalars over ranks (float64, so counts stay exact)."""
+    if not env.distributed:
+        return list(values)
+    tensor = torch.tensor(values, dtype=torch.float64, device=env.device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def all_gather_objects(env: DistEnv, obj):
+    """Every rank's `obj`, in rank order."""
+    if not env.distributed:
+        return [obj]
+    gathered = [None] * env.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def any_rank(env: DistEnv, flag: bool) -> bool:
+    """True on every rank when `flag` is true on at least one (e.g. a stop signal)."""
+    return all_reduce_sum(env, [float(flag)])[0] > 0

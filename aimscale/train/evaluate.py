@@ -1,0 +1,51 @@
+"""Validation loss with a fixed protocol, comparable across evaluations, runs and world sizes.
+
+Protocol: the validation images (`build_val_images`, fixed and unaugmented) are cut into chunks
+of `EVAL_CHUNK` images in order; before chunk j the global RNG is seeded with `EVAL_SEED + j`,
+so the prefix lengths (or MIM masks) of every image are the same at every evaluation, in every
+run with the same model config, whatever the micro batch size or the number of ranks (chunk j is
+evaluated by rank j mod world_size). The loss is token-weighted over all chunks, like the
+training loss. All of it runs inside `torch.random.fork_rng`, so evaluating does not move the
+training RNG stream: a run with evaluations trains exactly like one without.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+import torch
+
+from aimscale.train.distributed import DistEnv, all_reduce_sum
+
+EVAL_SEED = 12345
+EVAL_CHUNK = 32
+
+
+@torch.no_grad()
+def validation_loss(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    env: DistEnv,
+    autocast: Callable[[], AbstractContextManager],
+) -> float:
+    """Token-weighted mean loss of `model` on `images` (same value on every rank)."""
+    devices = [env.device] if env.device.type == "cuda" else []
+    was_training = model.training
+    model.eval()
+    loss_sum, targets = 0.0, 0
+    try:
+        with torch.random.fork_rng(devices=devices):
+            for j, start in enumerate(range(0, len(images), EVAL_CHUNK)):
+                if j % env.world_size != env.rank:
+                    continue
+                torch.manual_seed(EVAL_SEED + j)
+                chunk = images[start : start + EVAL_CHUNK].to(env.device, non_blocking=True)
+                with autocast():
+                    out = model(chunk)
+                loss_sum += float(out["loss"].float()) * out["num_targets"]
+                targets += out["num_targets"]
+    finally:
+        model.train(was_training)
+    loss_sum, targets = all_reduce_sum(env, [loss_sum, float(targets)])
+    return loss_sum / targets
