@@ -13,6 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+# mkstemp creates 0600 files; run files must be readable by collaborators on a shared cluster
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     """Call `write(fileobj)` on a temp file, then atomically move it to `path`."""
@@ -24,6 +29,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, _FILE_MODE)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -50,7 +56,7 @@ def read_json(path: str | Path, default: Any = None) -> Any:
     """Read a JSON file written atomically; `default` when it does not exist."""
     try:
         return json.loads(Path(path).read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return default
 
 
