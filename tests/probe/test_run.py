@@ -1,0 +1,142 @@
+"""Probes of a briefly pre-trained trunk: accuracy, results files, windows, checkpoints, cache."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from PIL import Image
+
+from aimscale.cli import main
+from aimscale.probe.config import probe_config
+from aimscale.probe.features import CACHE, extract_windows, load_trunk
+from aimscale.probe.run import run_layer_sweep, run_probe, run_probes
+from aimscale.probe.windows import resolve_windows
+
+TIMING = ("wall_time_s", "feature_time_s")
+RESULT_KEYS = {
+    "name", "kind", "dataset", "step", "train_steps", "blocks", "window", "top1", "top5",
+    "val_accuracy", "num_train", "num_val", "num_test", "num_classes", "hparams", "seed",
+    "wall_time_s", "feature_time_s",
+}  # fmt: skip
+
+
+def _numbers(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k not in TIMING}
+
+
+def test_default_probes_beat_chance_and_write_results(run_copy, fast):
+    results = run_probes(run_copy, probe_config(kind="both", **fast))
+    attentive, linear = results
+    assert (attentive["name"], linear["name"]) == ("attentive_last", "linear_last")
+    # 10 classes: chance is 0.1
+    assert attentive["top1"] > 0.5, attentive
+    assert linear["top1"] > 0.3, linear
+    for result in results:
+        on_disk = json.loads((run_copy / "probe" / f"{result['name']}.json").read_text())
+        assert on_disk == result and set(on_disk) == RESULT_KEYS
+        assert on_disk["dataset"] == "synthetic" and on_disk["step"] == 20
+        assert on_disk["blocks"] == [2, 2]  # depth 3 -> window of 1 block, the last
+        assert (on_disk["num_train"], on_disk["num_val"], on_disk["num_test"]) == (540, 60, 300)
+        assert 0.0 <= on_disk["top1"] <= on_disk["top5"] <= 1.0
+        hp = on_disk["hparams"]
+        assert len(hp["grid"]) == 8  # 4 learning rates x 2 weight decays
+        best = max(hp["grid"], key=lambda row: row["val_accuracy"])
+        assert on_disk["val_accuracy"] == best["val_accuracy"]
+        assert {"lr", "weight_decay", "epochs", "batch_size"} <= set(hp)
+        assert on_disk["wall_time_s"] > 0
+
+
+def test_same_seed_same_numbers(run_copy, fast):
+    CACHE.clear()
+    cfg = probe_config(kind="attentive", seed=3, **fast)
+    first = _numbers(run_probe(run_copy, cfg))
+    CACHE.clear()  # recompute the features too
+    second = _numbers(run_probe(run_copy, cfg))
+    assert first == second
+    other = _numbers(run_probe(run_copy, probe_config(kind="attentive", seed=4, **fast)))
+    assert other["hparams"]["grid"] != first["hparams"]["grid"]
+
+
+def test_features_are_cached_per_window(run_copy, fast):
+    cfg = probe_config(kind="linear", blocks="0-1", **fast)
+    run_probe(run_copy, cfg)
+    hits = CACHE.hits
+    again = run_probe(run_copy, cfg)
+    assert CACHE.hits == hits + 2  # train and test features both came from the cache
+    assert again["feature_time_s"] == 0.0
+    cfg = probe_config(kind="linear", blocks="1-2", disk_cache=True, **fast)
+    disk = run_probe(run_copy, cfg)
+    files = sorted(p.name for p in (run_copy / "probe" / "cache").iterdir())
+    assert files == [
+        "step20_synthetic_test_n300_blocks1-2.pt",
+        "step20_synthetic_train_n600_blocks1-2.pt",
+    ]
+    CACHE.clear()
+    from_disk = run_probe(run_copy, cfg)
+    assert _numbers(from_disk) == _numbers(disk)
+
+
+def test_windows_average_the_right_blocks(trained_run):
+    trunk = load_trunk(trained_run, 20, torch.device("cpu"))
+    images = torch.randn(5, 3, 32, 32)
+    windows = resolve_windows("all-windows", 3, size=2) + resolve_windows("0-2", 3)
+    feats = extract_windows(trunk, images, windows, batch_size=2)
+    with torch.no_grad():
+        outputs = trunk.run_blocks(trunk.embed(images))
+        for window, got in zip(windows, feats, strict=True):
+            assert torch.equal(got, trunk.features(images, window.blocks))
+            expected = sum(outputs[b] for b in window.blocks) / len(window.blocks)
+            torch.testing.assert_close(got, expected)
+
+
+def test_layer_sweep_writes_one_result_per_window(run_copy, fast):
+    results = run_layer_sweep(run_copy, probe_config(kind="linear", **fast))
+    assert [r["blocks"] for r in results] == [[0, 0], [1, 1], [2, 2]]
+    for start in range(3):
+        saved = json.loads((run_copy / "probe" / f"linear_blocks{start}-{start}.json").read_text())
+        assert saved["blocks"] == [start, start] and saved["window"] == f"blocks{start}-{start}"
+    # the last window of the sweep is the default probe's window: same features, same numbers
+    last = run_probe(run_copy, probe_config(kind="linear", **fast))
+    assert last["top1"] == results[-1]["top1"]
+
+
+def test_probes_along_training(run_copy, fast):
+    results = run_probes(run_copy, probe_config(kind="linear", fractions=[0.4, 0.5, 1.0], **fast))
+    assert [r["name"] for r in results] == ["linear_last_step10", "linear_last_step20"]
+    assert [r["step"] for r in results] == [10, 20]
+    assert (run_copy / "probe" / "linear_last_step10.json").is_file()
+    named = run_probe(run_copy, probe_config(kind="linear", checkpoint="10", name="early", **fast))
+    assert named["step"] == 10 and (run_copy / "probe" / "early.json").is_file()
+
+
+def test_cli_probe(run_copy, capsys):
+    code = main([
+        "probe", str(run_copy), "--dataset", "synthetic", "--kind", "linear", "--blocks", "best",
+        "--lr", "0.01,0.03", "--wd", "0", "--epochs", "3", "--limit-train", "300",
+        "--limit-test", "200", "--json",
+    ])  # fmt: skip
+    assert code == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["name"] == "linear_best" and result["blocks"] == [1, 1]
+    assert [row["lr"] for row in result["hparams"]["grid"]] == [0.01, 0.03]
+    assert (run_copy / "probe" / "linear_best.json").is_file()
+
+
+def test_image_folder_dataset(run_copy, tmp_path):
+    """ImageFolder layout root/{train,val}/<class>/<image>: reddish vs bluish noise images."""
+    gen = np.random.default_rng(0)
+    for split, count in (("train", 30), ("val", 10)):
+        for c, name in enumerate(("red", "blue")):
+            folder = tmp_path / "folder" / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = gen.integers(0, 160, size=(40, 40, 3))
+                pixels[..., 0 if c == 0 else 2] += 90
+                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i}.png")
+    cfg = probe_config(kind="linear", dataset=f"image-folder:{tmp_path / 'folder'}",
+                       limit_train=None, limit_test=None, epochs=5, batch_size=16)  # fmt: skip
+    result = run_probe(run_copy, cfg)
+    assert (result["num_train"] + result["num_val"], result["num_test"]) == (60, 20)
+    assert result["num_classes"] == 2 and result["top1"] >= 0.9
