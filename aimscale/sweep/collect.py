@@ -1,0 +1,135 @@
+"""Tables of a sweep for the analysis: one row per run, and the training curves.
+
+`runs`: run_id, status, every config leaf as a dotted column (`model.width`), `variant`, the
+summary (params, FLOPs, images/patches seen, final/best losses) and probe results
+(`probe.<name>.top1` / `.top5`). `curves`: metrics.jsonl rows with their run_id. Only complete
+files are read: summary/status/probe files are written atomically, and a last metrics line
+without its newline is still being written, so it is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aimscale.atomic import read_json
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
+NON_COLUMNS = ("run_dir", "sweep_name")  # paths, not axes of the study
+CURVE_COLUMNS = ("step", "images_seen", "patches_seen", "flops", "lr", "loss", "val_loss")
+SUMMARY_COLUMNS = ("trunk_params", "head_params", "flops_per_image", "images_seen",
+                   "patches_seen", "total_flops", "final_loss", "final_val_loss",
+                   "best_val_loss", "steps", "wall_time_s")
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> dotted keys; lists are kept as JSON text (e.g. data.sources)."""
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        elif isinstance(value, list):
+            out[name] = json.dumps(value, sort_keys=True)
+        else:
+            out[name] = value
+    return out
+
+
+def read_complete_lines(path: Path) -> list[dict[str, Any]]:
+    """JSON objects of every complete line (the unterminated last one is being written)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return []
+    rows = []
+    for line in data.split(b"\n")[:-1]:
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+    return rows
+
+
+def run_row(run_id: str, run_dir: Path, entry: dict[str, Any], state: str,
+            base_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    row: dict[str, Any] = {"run_id": run_id, "status": state}
+    if base_config is not None and "config" in entry:  # launch stored it: no YAML to parse
+        row.update(base_config)
+        row.update(entry["config"])
+    else:
+        try:
+            config = yaml.load((run_dir / "config.yaml").read_text(), Loader=_LOADER) or {}
+        except OSError:
+            config = {}
+        row.update(flatten(config))
+    for key in NON_COLUMNS:
+        row.pop(key, None)
+    row["variant"] = entry.get("axes", {}).get("variant")
+    for key in SUMMARY_COLUMNS:  # the plan's numbers, replaced by the summary's when done
+        if key in entry:
+            row[key] = entry[key]
+    summary = read_json(run_dir / "summary.json") or {}
+    for key in SUMMARY_COLUMNS:
+        if key in summary:
+            row[key] = summary[key]
+    probe_dir = run_dir / "probe"
+    if probe_dir.is_dir():
+        for path in sorted(probe_dir.glob("*.json")):
+            result = read_json(path) or {}
+            for metric in ("top1", "top5"):
+                if metric in result:
+                    row[f"probe.{path.stem}.{metric}"] = result[metric]
+    return row
+
+
+def collect(sweep_dir: str | Path, with_state: bool = True):
+    """(runs DataFrame, curves DataFrame) of the sweep in `sweep_dir`."""
+    import pandas as pd
+
+    from aimscale.sweep.manifest import read_manifest
+    from aimscale.sweep.state import sweep_states
+
+    sweep_dir = Path(sweep_dir)
+    manifest = read_manifest(sweep_dir)
+    if manifest is None:
+        raise FileNotFoundError(f"{sweep_dir}/sweep.json not found; is it a sweep directory?")
+    states = {}
+    if with_state:
+        states = {s.run_id: s.state for s in sweep_states(sweep_dir, manifest, with_loss=False)}
+    rows, curves = [], []
+    for run_id, entry in manifest.get("runs", {}).items():
+        run_dir = Path(entry.get("run_dir") or sweep_dir / run_id)
+        if not run_dir.is_dir():
+            run_dir = sweep_dir / run_id  # the sweep dir was moved: runs sit beside sweep.json
+        state = states.get(run_id) or ("done" if (run_dir / "summary.json").exists() else "new")
+        rows.append(run_row(run_id, run_dir, entry, state, manifest.get("base_config")))
+        for metric in read_complete_lines(run_dir / "metrics.jsonl"):
+            curves.append((run_id, *(metric.get(c) for c in CURVE_COLUMNS)))
+    runs = pd.DataFrame(rows)
+    curves_df = pd.DataFrame(curves, columns=["run_id", *CURVE_COLUMNS])
+    return runs, curves_df
+
+
+def write_tables(sweep_dir: str | Path, output: str | Path | None = None,
+                 fmt: str = "csv") -> tuple[Path, Path]:
+    """Write `runs` and `curves` (default `<sweep_dir>/collect/runs.csv`, `curves.csv`)."""
+    from aimscale.atomic import atomic_write
+
+    runs, curves = collect(sweep_dir)
+    if output is None:
+        runs_path = Path(sweep_dir) / "collect" / f"runs.{fmt}"
+    else:
+        runs_path = Path(output)
+    curves_path = runs_path.with_name(f"curves{runs_path.suffix or '.' + fmt}")
+    for frame, path in ((runs, runs_path), (curves, curves_path)):
+        if fmt == "parquet":
+            atomic_write(path, lambda handle, f=frame: f.to_parquet(handle, index=False))
+        else:
+            atomic_write(path, lambda handle, f=frame: handle.write(
+                f.to_csv(index=False).encode()))
+    return runs_path, curves_path

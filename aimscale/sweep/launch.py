@@ -1,0 +1,152 @@
+"""`aimscale launch`: plan, skip what is done or under way, write run dirs, submit arrays.
+
+Runs submitted: the new ones, plus the failed ones with `retry_failed`. Done, running, pending
+and requeued runs are skipped. The manifest is rewritten (atomically) after every array, so a
+crash half-way still records what was submitted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aimscale.atomic import atomic_write_text
+from aimscale.config import to_yaml
+from aimscale.sweep import slurm
+from aimscale.sweep.manifest import launch_lock, new_manifest, read_manifest, write_manifest
+from aimscale.sweep.plan import Plan
+from aimscale.sweep.state import sweep_states
+from aimscale.sweep.submit import ArrayRequest, split_arrays
+
+EXECUTORS = ("local", "slurm", "debug")
+
+
+@dataclass
+class LaunchResult:
+    sweep_dir: Path
+    submitted: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # run_id -> state
+    arrays: list[ArrayRequest] = field(default_factory=list)
+    job_ids: dict[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+
+
+def launch(plan: Plan, executor: str = "local", dry_run: bool = False,
+           retry_failed: bool = False, max_parallel: int | None = None,
+           max_array_size: int | None = None) -> LaunchResult:
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
+    if executor == "slurm" and not dry_run and not slurm.available():
+        raise RuntimeError("--executor slurm needs sbatch and squeue on PATH (a SLURM login "
+                           "node); use --executor local on a workstation")
+    spec = plan.spec
+    sweep_dir = Path(spec.sweep_dir).resolve()
+    if dry_run:
+        return _select(plan, sweep_dir, executor, retry_failed, max_array_size, dry_run=True)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    with launch_lock(sweep_dir):
+        result = _select(plan, sweep_dir, executor, retry_failed, max_array_size)
+        _submit(plan, result, executor, max_parallel or spec.local.max_parallel)
+    return result
+
+
+def _select(plan: Plan, sweep_dir: Path, executor: str, retry_failed: bool,
+            max_array_size: int | None, dry_run: bool = False) -> LaunchResult:
+    """Which runs to submit, grouped into arrays."""
+    result = LaunchResult(sweep_dir=sweep_dir, dry_run=dry_run)
+    manifest = read_manifest(sweep_dir) or {"runs": {}}
+    known = {r.run_id: r.state for r in sweep_states(sweep_dir, manifest, with_loss=False)}
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for run in plan.runs:
+        state = known.get(run.run_id)
+        if state is None and (sweep_dir / run.run_id / "summary.json").exists():
+            state = "done"
+        if state in (None, "new") or (retry_failed and state in ("failed", "stopped")):
+            groups.setdefault(run.resource_class, []).append(
+                (run.run_id, str(sweep_dir / run.run_id))
+            )
+        else:
+            result.skipped[run.run_id] = state
+    if max_array_size is None:
+        max_array_size = slurm.max_array_size() if executor == "slurm" else 1_000_000
+    result.arrays = split_arrays(groups, plan.spec.resources.classes, max_array_size)
+    result.submitted = [r for a in result.arrays for r in a.run_ids]
+    return result
+
+
+def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) -> None:
+    spec, sweep_dir = plan.spec, result.sweep_dir
+    manifest = read_manifest(sweep_dir) or new_manifest(spec.name, spec.raw)
+    manifest["spec"] = spec.raw
+    manifest["resource_classes"] = {k: v.to_dict() for k, v in spec.resources.classes.items()}
+    by_id = {run.run_id: run for run in plan.runs}
+    base_flat, diffs = plan.flat_configs()
+    if manifest.get("base_config") not in (None, base_flat):  # keep the first base; diff to it
+        from aimscale.sweep.collect import flatten
+        from aimscale.sweep.plan import _plain
+
+        base_flat = manifest["base_config"]
+        diffs = {run.run_id: {k: v for k, v in flatten(_plain(run.cfg)).items()
+                              if base_flat.get(k, ...) != v} for run in plan.runs}
+    manifest["base_config"] = base_flat
+    for run in plan.runs:  # every planned run is listed, submitted or not
+        entry = manifest["runs"].setdefault(run.run_id, {"attempts": []})
+        entry.update(run.summary(), run_dir=str(sweep_dir / run.run_id),
+                     config=diffs[run.run_id])
+    launch_record = {"at": time.time(), "executor": executor, "submitted": len(result.submitted),
+                     "arrays": []}
+    manifest["launches"].append(launch_record)
+    for run_id in result.submitted:  # the run dir with its config exists before submission
+        cfg = by_id[run_id].cfg
+        cfg.run_dir = str(sweep_dir / run_id)
+        atomic_write_text(sweep_dir / run_id / "config.yaml", to_yaml(cfg))
+    write_manifest(sweep_dir, manifest)
+    if not result.arrays:
+        return
+    if executor == "slurm":
+        from aimscale.sweep.submit import submit_slurm
+
+        folder = sweep_dir / ".submitit" / "%j"
+        for array in result.arrays:
+            submitted_at = time.time()
+            ids = submit_slurm(array, spec.resources, folder, f"{spec.name}-{array.resource.name}",
+                               spec.probes)
+            for run_id, job_id in zip(array.run_ids, ids, strict=True):
+                manifest["runs"][run_id]["attempts"].append({
+                    "executor": "slurm", "job_id": job_id, "submitted_at": submitted_at,
+                    "folder": str(folder), "resource_class": array.resource.name,
+                })
+                result.job_ids[run_id] = job_id
+            launch_record["arrays"].append(
+                {"resource_class": array.resource.name, "array_id": ids[0].split("_")[0],
+                 "tasks": len(ids)}
+            )
+            write_manifest(sweep_dir, manifest)
+    elif executor == "local":
+        from aimscale.sweep.submit import start_local_scheduler
+
+        submitted_at = time.time()
+        pid, state_file = start_local_scheduler(sweep_dir, result.arrays, spec.resources,
+                                                max_parallel, spec.probes)
+        for run_id in result.submitted:
+            manifest["runs"][run_id]["attempts"].append({
+                "executor": "local", "job_id": None, "submitted_at": submitted_at,
+                "scheduler_state": str(state_file),
+                "folder": str(sweep_dir / ".submitit" / "local"),
+            })
+        launch_record["arrays"].append({"scheduler_pid": pid, "tasks": len(result.submitted)})
+        write_manifest(sweep_dir, manifest)
+    else:  # debug: inline, blocking, in this process
+        from aimscale.sweep.job import TrainJob
+
+        for array in result.arrays:
+            for run_id, run_dir in zip(array.run_ids, array.run_dirs, strict=True):
+                manifest["runs"][run_id]["attempts"].append(
+                    {"executor": "debug", "job_id": None, "submitted_at": time.time()}
+                )
+                write_manifest(sweep_dir, manifest)
+                try:
+                    TrainJob(run_dir, spec.probes)()
+                except Exception as err:  # noqa: BLE001 - recorded in the run dir; go on
+                    print(f"run {run_id} failed: {type(err).__name__}: {err}")

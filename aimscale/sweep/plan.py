@@ -1,0 +1,370 @@
+"""Expand a sweep spec into validated runs with their size, cost and resource class.
+
+Composing every grid point from scratch is slow (OmegaConf, ~5-15 ms a point), so the base is
+composed once and each distinct override chunk (one axis value, one variant) is applied once to a
+copy of it; a run is then the base with its chunks' values set on shallow copies of the
+dataclasses. The run id is checked against `aimscale.config.run_id` on the first run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from aimscale import config as C
+from aimscale.flops import forward_flops, param_counts
+from aimscale.sweep.resources import ResourceClass
+from aimscale.sweep.spec import SweepSpec
+
+
+@dataclass
+class PlannedRun:
+    """One run of a sweep: its config, what it costs and where it goes."""
+
+    run_id: str
+    axes: dict[str, str]  # axis key (or "variant") -> value text
+    overrides: list[str]  # applied to the spec's base, in order
+    cfg: C.RunConfig
+    resource_class: str
+    trunk_params: int
+    head_params: int
+    flops_per_image: int
+    head_flops_per_image: int
+    images_seen: int
+    patches_seen: int
+    total_flops: float
+    gpu_hours: float
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON form used by `plan --json` and the manifest (config not included)."""
+        return {
+            "run_id": self.run_id, "axes": self.axes, "overrides": self.overrides,
+            "resource_class": self.resource_class, "trunk_params": self.trunk_params,
+            "head_params": self.head_params, "flops_per_image": self.flops_per_image,
+            "head_flops_per_image": self.head_flops_per_image, "images_seen": self.images_seen,
+            "patches_seen": self.patches_seen, "total_flops": self.total_flops,
+            "gpu_hours": self.gpu_hours,
+        }
+
+
+@dataclass
+class Plan:
+    spec: SweepSpec
+    runs: list[PlannedRun] = field(default_factory=list)
+    base_cfg: C.RunConfig | None = None
+
+    def flat_configs(self) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """(base config as dotted keys, per run id the dotted keys that differ from it): the
+        compact form `collect` reads from the manifest instead of parsing every config.yaml."""
+        from aimscale.sweep.collect import flatten
+
+        base = flatten(_plain(self.base_cfg)) if self.base_cfg is not None else {}
+        diffs = {}
+        for run in self.runs:
+            flat = flatten(_plain(run.cfg))
+            diffs[run.run_id] = {k: v for k, v in flat.items() if base.get(k, ...) != v}
+        return base, diffs
+
+    def by_class(self) -> dict[str, list[PlannedRun]]:
+        groups: dict[str, list[PlannedRun]] = {}
+        for run in self.runs:
+            groups.setdefault(run.resource_class, []).append(run)
+        return groups
+
+    def totals(self) -> dict[str, dict[str, float]]:
+        """Runs, FLOPs and GPU-hours per resource class and overall ("all")."""
+        out = {}
+        for name, runs in [*self.by_class().items(), ("all", self.runs)]:
+            resource = self.spec.resources.classes.get(name)
+            gpus = resource.nodes * resource.gpus_per_node if resource else None
+            out[name] = {
+                "runs": len(runs),
+                "total_flops": float(sum(r.total_flops for r in runs)),
+                "gpu_hours": float(sum(r.gpu_hours for r in runs)),
+                **({"gpus_per_run": gpus} if gpus is not None else {}),
+            }
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.spec.name, "sweep_dir": self.spec.sweep_dir,
+            "cost": dataclasses.asdict(self.spec.cost),
+            "resource_classes": {
+                k: v.to_dict() for k, v in self.spec.resources.classes.items()
+            },
+            "runs": [run.summary() for run in self.runs],
+            "totals": self.totals(),
+        }
+
+
+@dataclass
+class _Chunk:
+    """The effect of one list of overrides on the base: config paths and their new values."""
+
+    sets: list[tuple[tuple[str, ...], Any]]
+    problems: list[str]
+
+
+def build_plan(spec: SweepSpec) -> Plan:
+    """Expand and validate every point; raise ConfigError listing all problems at once."""
+    base_cfg = _compose_base(spec)
+    base_tree = OmegaConf.structured(base_cfg)
+    OmegaConf.set_struct(base_tree, True)
+    chunk_cache: dict[tuple[str, ...], _Chunk] = {}
+
+    def chunk(overrides: tuple[str, ...]) -> _Chunk:
+        if overrides not in chunk_cache:
+            chunk_cache[overrides] = _apply_chunk(base_tree, overrides)
+        return chunk_cache[overrides]
+
+    # the dimensions of the product: each value is (axes shown, overrides)
+    dims: list[list[tuple[dict[str, str], tuple[str, ...]]]] = []
+    for axis in spec.grid:
+        dims.append([({axis.key: v}, (f"{axis.key}={v}",)) for v in axis.values])
+    for group in spec.zips:
+        dims.append([
+            ({a.key: a.values[i] for a in group}, tuple(f"{a.key}={a.values[i]}" for a in group))
+            for i in range(len(group[0].values))
+        ])
+    if spec.variants:
+        dims.append([({"variant": name}, tuple(o)) for name, o in spec.variants.items()])
+    cli = tuple(spec.cli_overrides)
+
+    problems: list[str] = _probe_problems(spec)
+    reported: set[int] = set()
+    runs: list[PlannedRun] = []
+    seen_ids: dict[str, dict[str, str]] = {}
+    size_cache: dict[tuple, tuple[int, int, int, int]] = {}
+    checked_id = False
+    fragments: dict[tuple, str] = {}
+    for point in itertools.product(*dims):
+        axes: dict[str, str] = {}
+        chunks, overrides = [], []
+        for shown, ovr in point:
+            axes.update(shown)
+            chunks.append(chunk(ovr))
+            overrides += ovr
+        if cli:
+            chunks.append(chunk(cli))
+            overrides += cli
+        label = " ".join(f"{k}={v}" for k, v in axes.items()) or "base"
+        bad = False
+        for (shown, _ovr), ch in zip(point, chunks, strict=False):
+            if ch.problems:
+                bad = True
+                if id(ch) not in reported:  # a bad axis value is reported once, not per point
+                    reported.add(id(ch))
+                    tag = " ".join(f"{k}={v}" for k, v in shown.items())
+                    problems += [f"[{tag}] {p}" for p in ch.problems]
+        if cli and chunks[-1].problems and id(chunks[-1]) not in reported:
+            reported.add(id(chunks[-1]))
+            problems += [f"[command line] {p}" for p in chunks[-1].problems]
+        bad = bad or bool(cli and chunks[-1].problems)
+        # the values that did apply are still checked, so every problem shows in one go
+        cfg = _with_values(base_cfg, [s for ch in chunks for s in ch.sets])
+        point_problems = _validate(cfg)
+        if bad:
+            problems += [f"[{label}] {p}" for p in point_problems]
+            continue
+        model_key = tuple(vars(cfg.model).values())
+        if model_key not in size_cache:
+            counts, fwd = param_counts(cfg.model), forward_flops(cfg.model)
+            size_cache[model_key] = (counts.trunk, counts.head, 3 * fwd.total, 3 * fwd.head)
+        trunk, head, fpi, head_fpi = size_cache[model_key]
+        try:
+            resource = spec.resources.assign(trunk + head)
+        except C.ConfigError as err:
+            point_problems += err.problems
+            resource = None
+        if resource is not None:
+            point_problems += _fit_problems(cfg, resource)
+        if point_problems:
+            problems += [f"[{label}] {p}" for p in point_problems]
+            continue
+        run_id = fast_run_id(cfg, axes, fragments)
+        if not checked_id:  # guard the fast path against a change of the hashing recipe
+            checked_id = True
+            if run_id != C.run_id(cfg, axes):
+                raise RuntimeError("fast_run_id disagrees with aimscale.config.run_id; update it")
+        if run_id in seen_ids:
+            problems.append(f"[{label}] gives the same run id {run_id} as {seen_ids[run_id]}; "
+                            "remove the duplicate axis value")
+            continue
+        seen_ids[run_id] = axes
+        cfg.sweep_name = spec.name
+        cfg.run_dir = f"{spec.sweep_dir}/{run_id}"
+        images = cfg.train.steps * cfg.train.batch_size
+        total = float(fpi) * images
+        runs.append(PlannedRun(
+            run_id=run_id, axes=axes, overrides=list(overrides), cfg=cfg,
+            resource_class=resource.name, trunk_params=trunk, head_params=head,
+            flops_per_image=fpi, head_flops_per_image=head_fpi, images_seen=images,
+            patches_seen=images * cfg.model.num_patches, total_flops=total,
+            gpu_hours=total / (spec.cost.gpu_peak_flops * spec.cost.mfu) / 3600.0,
+        ))
+    if problems:
+        raise C.ConfigError(problems)
+    return Plan(spec=spec, runs=runs, base_cfg=base_cfg)
+
+
+def _probe_problems(spec: SweepSpec) -> list[str]:
+    """Check the `probe:` entries against ProbeConfig before anything is submitted."""
+    if not spec.probes:
+        return []
+    from aimscale.probe.config import ProbeError, probe_config
+
+    problems = []
+    for i, probe in enumerate(spec.probes):
+        try:
+            probe_config(dict(probe))
+        except (ProbeError, ValueError) as err:
+            problems.append(f"[probe[{i}]] {err}")
+    return problems
+
+
+def _compose_base(spec: SweepSpec) -> C.RunConfig:
+    try:
+        return C.compose(spec.overrides, base=spec.base)
+    except C.ConfigError as err:
+        raise C.ConfigError([f"[base] {p}" for p in err.problems]) from None
+
+
+def _apply_chunk(base_tree, overrides: tuple[str, ...]) -> _Chunk:
+    """Apply `overrides` to a copy of the base; read back the values of the keys they touch."""
+    tree = base_tree.copy()  # OmegaConf copies the nodes: the base stays untouched
+    try:
+        problems = C.apply_overrides(tree, list(overrides))
+    except C.ConfigError as err:  # unparsable: nothing applied
+        return _Chunk([], err.problems)
+    touched: list[tuple[str, ...]] = []
+    for override in C._parse_overrides(list(overrides)):
+        key = override.key_or_group
+        if key in C.GROUPS and isinstance(override.value(), str):
+            try:
+                preset = C._load_preset(key, override.value())
+            except C.ConfigError:
+                continue
+            touched += [(key, sub) for sub in preset.keys()]
+        else:
+            touched.append(tuple(key.split(".")))
+    try:
+        resolved = OmegaConf.to_object(tree)
+    except Exception as err:  # noqa: BLE001 - an invalid value shows up here, say which
+        return _Chunk([], [f"overrides {list(overrides)} failed: {str(err).splitlines()[0]}"])
+    sets = []  # the overrides that failed left their key unchanged; the others still count
+    for path in dict.fromkeys(touched):
+        node = resolved
+        try:
+            for part in path:
+                node = getattr(node, part)
+        except AttributeError:
+            continue
+        sets.append((path, node))
+    return _Chunk(sets, problems)
+
+
+def _with_values(base: C.RunConfig, sets: list[tuple[tuple[str, ...], Any]]) -> C.RunConfig:
+    """A copy of `base` with the given paths set; only the dataclasses on those paths are copied."""
+    root = _shallow_copy(base)
+    copied = {id(root)}
+    for path, value in sets:
+        node = root
+        for part in path[:-1]:
+            child = getattr(node, part)
+            if id(child) not in copied:
+                child = _shallow_copy(child)
+                copied.add(id(child))
+                setattr(node, part, child)
+            node = child
+        setattr(node, path[-1], value)
+    return root
+
+
+def _shallow_copy(obj: Any) -> Any:
+    """copy.copy for plain dataclasses, without its reduce protocol overhead."""
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    return new
+
+
+def _validate(cfg: C.RunConfig) -> list[str]:
+    try:
+        C.validate(cfg)
+    except C.ConfigError as err:
+        return err.problems
+    return []
+
+
+def _fit_problems(cfg: C.RunConfig, resource: ResourceClass) -> list[str]:
+    """Does the run split over the class's ranks?"""
+    world = resource.world_size
+    if cfg.train.batch_size % world:
+        return [f"train.batch_size={cfg.train.batch_size} does not split over the {world} ranks "
+                f"of resource class {resource.name!r}; use a multiple of {world}"]
+    return []
+
+
+def _plain(value: Any) -> Any:
+    """dataclasses.asdict for our config trees (dataclasses, lists, scalars), a lot faster."""
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: _plain(v) for k, v in vars(value).items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _fragment(name: str, value: Any, cache: dict[tuple, str]) -> str:
+    """Canonical JSON of one top-level section, cached by its field values (runs share most).
+
+    The cache must live no longer than the objects it keys by id (one `build_plan` call).
+    """
+    if not hasattr(value, "__dataclass_fields__"):
+        return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"))
+    items = vars(value)
+    try:
+        key = (name, type(value), tuple(items.values()))
+        text = cache.get(key)
+    except TypeError:  # lists (of sources) inside: those are shared, never mutated; key by id
+        key = (name, type(value), tuple(
+            v if isinstance(v, str | int | float | bool | None) else ("id", id(v))
+            for v in items.values()
+        ))
+    text = cache.get(key)
+    if text is None:
+        tree = _plain(value)
+        for excluded in C.NON_RESULT_KEYS:
+            section, _, leaf = excluded.partition(".")
+            if section == name and leaf:
+                tree.pop(leaf, None)
+        text = json.dumps(tree, sort_keys=True, separators=(",", ":"))
+        cache[key] = text
+    return text
+
+
+def fast_run_id(cfg: C.RunConfig, axes: dict[str, Any], cache: dict | None = None) -> str:
+    """`aimscale.config.run_id` without OmegaConf: the same canonical JSON, built per section.
+
+    json.dumps(tree, sort_keys=True) of a dict of sections is the sections' dumps joined in key
+    order, so each section's text is cached and reused across runs.
+    """
+    cache = {} if cache is None else cache
+    sections = sorted(k for k in vars(cfg) if k not in C.NON_RESULT_KEYS)
+    canonical = "{" + ",".join(
+        f"{json.dumps(k)}:{_fragment(k, getattr(cfg, k), cache)}" for k in sections
+    ) + "}"
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:8]
+    parts = []
+    for key, value in axes.items():
+        leaf = key.rsplit(".", 1)[-1].replace("_", "")
+        text = str(value).replace("/", "_").replace(" ", "")
+        parts.append(f"{leaf}{text}"[:24])
+    parts.append(digest)
+    return "-".join(parts)

@@ -1,0 +1,79 @@
+"""`aimscale plan SPEC [overrides] [--json]`: every run, its size and cost; totals per class."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from aimscale.config import ConfigError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="sweep spec (YAML), e.g. sweeps/demo.yaml")
+    parser.add_argument("overrides", nargs="*",
+                        help="Hydra overrides on top of the spec (a sweep value adds a grid axis)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--gpu-peak-flops", type=float, help="override cost.gpu_peak_flops")
+    parser.add_argument("--mfu", type=float, help="override cost.mfu (0-1)")
+
+
+def load_plan(args: argparse.Namespace):
+    """Spec + overrides -> Plan, or print every problem and return None."""
+    from aimscale.sweep.plan import build_plan
+    from aimscale.sweep.spec import load_spec
+
+    try:
+        spec = load_spec(args.spec, list(args.overrides))
+        if getattr(args, "gpu_peak_flops", None):
+            spec.cost.gpu_peak_flops = args.gpu_peak_flops
+        if getattr(args, "mfu", None):
+            spec.cost.mfu = args.mfu
+        return build_plan(spec)
+    except ConfigError as err:
+        print(f"aimscale: sweep {args.spec}: {err}\nNothing was submitted.", file=sys.stderr)
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = load_plan(args)
+    if plan is None:
+        return 2
+    if args.json:
+        print(json.dumps(plan.to_json(), indent=1))
+        return 0
+    print(format_plan(plan))
+    return 0
+
+
+def _si(x: float) -> str:
+    if abs(x) >= 1e18:
+        return f"{x:.3g}"
+    for unit, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6),
+                        ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def format_plan(plan, max_rows: int = 200) -> str:
+    spec = plan.spec
+    lines = [f"sweep {spec.name}: {len(plan.runs)} runs -> {spec.sweep_dir}",
+             f"cost model: {spec.cost.gpu_peak_flops:.3g} FLOP/s per GPU at MFU {spec.cost.mfu}"]
+    header = (f"{'run_id':<44} {'class':<8} {'trunk':>7} {'head':>7} {'FLOP/img':>9} "
+              f"{'images':>8} {'patches':>8} {'FLOPs':>8} {'GPU-h':>9}")
+    lines += ["", header, "-" * len(header)]
+    for run in plan.runs[:max_rows]:
+        lines.append(
+            f"{run.run_id:<44} {run.resource_class:<8} {_si(run.trunk_params):>7} "
+            f"{_si(run.head_params):>7} {_si(run.flops_per_image):>9} {_si(run.images_seen):>8} "
+            f"{_si(run.patches_seen):>8} {_si(run.total_flops):>8} {run.gpu_hours:>9.3g}"
+        )
+    if len(plan.runs) > max_rows:
+        lines.append(f"... {len(plan.runs) - max_rows} more (use --json for all)")
+    lines += ["", f"{'class':<10} {'runs':>6} {'GPUs/run':>8} {'FLOPs':>10} {'GPU-hours':>12}"]
+    for name, total in plan.totals().items():
+        gpus = total.get("gpus_per_run", "")
+        lines.append(f"{name:<10} {total['runs']:>6} {gpus!s:>8} {_si(total['total_flops']):>10} "
+                     f"{total['gpu_hours']:>12.4g}")
+    return "\n".join(lines)

@@ -1,0 +1,150 @@
+"""Resource classes: which SLURM request a run gets, chosen by model size.
+
+```yaml
+resources:
+  classes:
+    small: {gpus_per_node: 1, nodes: 1, time_min: 240, partition: gpu, mem_gb: 64, cpus_per_task: 8}
+    large: {gpus_per_node: 8, nodes: 4, time_min: 2880, partition: gpu, account: my-lab}
+  rules:            # first match wins; a rule without max_params matches everything
+    - {max_params: 2.0e8, class: small}
+    - {class: large}
+  signal_delay_s: 120      # USR2 this long before the time limit: checkpoint and requeue
+  array_parallelism: 64    # at most this many tasks of one array run at once
+  max_num_timeout: 20      # requeues allowed after time-outs
+```
+Without a `resources` section every run gets the class `default` (1 CPU task, no GPU).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from aimscale.config import ConfigError
+
+
+@dataclass(frozen=True)
+class ResourceClass:
+    """One SLURM resource request, shared by every run of an array."""
+
+    name: str = "default"
+    gpus_per_node: int = 0
+    nodes: int = 1
+    time_min: float = 60  # SLURM gets whole minutes (rounded up); the local executor takes less
+    tasks_per_node: int | None = None  # None: one per GPU, or 1 without GPUs
+    partition: str | None = None
+    mem_gb: float | None = 4
+    cpus_per_task: int = 1
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+
+    @property
+    def ranks_per_node(self) -> int:
+        """One task (DDP rank) per GPU; one on CPU-only classes unless tasks_per_node says."""
+        return self.tasks_per_node or max(self.gpus_per_node, 1)
+
+    @property
+    def world_size(self) -> int:
+        return self.nodes * self.ranks_per_node
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ResourceRule:
+    resource_class: str
+    max_params: float | None = None  # trunk + head parameters; None matches any size
+
+
+@dataclass
+class ResourcePolicy:
+    classes: dict[str, ResourceClass] = field(
+        default_factory=lambda: {"default": ResourceClass()}
+    )
+    rules: list[ResourceRule] = field(default_factory=lambda: [ResourceRule("default")])
+    signal_delay_s: int = 60
+    array_parallelism: int = 256
+    max_num_timeout: int = 20
+
+    def assign(self, num_params: float) -> ResourceClass:
+        """The class of the first rule whose max_params bounds `num_params`."""
+        for rule in self.rules:
+            if rule.max_params is None or num_params <= rule.max_params:
+                return self.classes[rule.resource_class]
+        raise ConfigError(
+            [f"no resource rule matches a model with {num_params:.3g} parameters; add a last "
+             "rule without max_params (e.g. `- {class: large}`)"]
+        )
+
+
+CLASS_FIELDS = {f.name for f in fields(ResourceClass)} - {"name"}
+
+
+def parse_resources(raw: dict[str, Any]) -> ResourcePolicy:
+    """Validate a `resources` section (all problems at once)."""
+    if not raw:
+        return ResourcePolicy()
+    problems = []
+    unknown = set(raw) - {"classes", "rules", "signal_delay_s", "array_parallelism",
+                          "max_num_timeout"}
+    problems += [f"resources: unknown key {key!r}" for key in sorted(unknown)]
+    classes = {}
+    for name, settings in (raw.get("classes") or {}).items():
+        settings = dict(settings or {})
+        bad = set(settings) - CLASS_FIELDS
+        if bad:
+            problems.append(
+                f"resources.classes.{name}: unknown key(s) {sorted(bad)}; allowed: "
+                f"{sorted(CLASS_FIELDS)}"
+            )
+            continue
+        try:
+            for key in ("gpus_per_node", "nodes", "cpus_per_task", "tasks_per_node"):
+                if settings.get(key) is not None:
+                    settings[key] = int(settings[key])
+            if "time_min" in settings:
+                settings["time_min"] = float(settings["time_min"])
+            if settings.get("mem_gb") is not None:
+                settings["mem_gb"] = float(settings["mem_gb"])
+        except (TypeError, ValueError) as err:
+            problems.append(f"resources.classes.{name}: {err}")
+            continue
+        resource_class = ResourceClass(name=str(name), **settings)
+        rc = resource_class
+        if min(rc.nodes, rc.cpus_per_task, rc.ranks_per_node) < 1 or rc.time_min <= 0:
+            problems.append(f"resources.classes.{name}: nodes, cpus_per_task, tasks_per_node must "
+                            "be >= 1 and time_min > 0")
+        if rc.gpus_per_node < 0:
+            problems.append(f"resources.classes.{name}: gpus_per_node must be >= 0")
+        classes[str(name)] = resource_class
+    if not classes:
+        classes = {"default": ResourceClass()}
+    rules = []
+    for i, rule in enumerate(raw.get("rules") or [{"class": next(iter(classes))}]):
+        if not isinstance(rule, dict) or "class" not in rule:
+            problems.append(f"resources.rules[{i}]: expected {{max_params: N, class: NAME}}")
+            continue
+        if rule["class"] not in classes:
+            problems.append(
+                f"resources.rules[{i}]: class {rule['class']!r} is not defined in "
+                f"resources.classes ({sorted(classes)})"
+            )
+        max_params = rule.get("max_params")
+        try:
+            max_params = None if max_params is None else float(max_params)  # YAML reads 2e8 as text
+        except (TypeError, ValueError):
+            problems.append(f"resources.rules[{i}].max_params={max_params!r} is not a number")
+            continue
+        rules.append(ResourceRule(str(rule["class"]), max_params))
+    policy = ResourcePolicy(classes=classes, rules=rules)
+    for key in ("signal_delay_s", "array_parallelism", "max_num_timeout"):
+        if key in raw:
+            try:
+                setattr(policy, key, int(raw[key]))
+            except (TypeError, ValueError):
+                problems.append(f"resources.{key}={raw[key]!r} is not an integer")
+    if problems:
+        raise ConfigError(problems)
+    return policy

@@ -1,0 +1,116 @@
+"""Turn groups of runs into submitit job arrays: one array per resource class (split at the
+cluster's MaxArraySize), on SLURM or, through the local scheduler, on this machine."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aimscale.sweep.job import TrainJob
+from aimscale.sweep.resources import ResourceClass, ResourcePolicy
+
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+@dataclass
+class ArrayRequest:
+    """One sbatch call: runs sharing a resource class."""
+
+    resource: ResourceClass
+    run_ids: list[str]
+    run_dirs: list[str]
+
+
+def split_arrays(
+    groups: dict[str, list[tuple[str, str]]],
+    classes: dict[str, ResourceClass],
+    max_array_size: int,
+) -> list[ArrayRequest]:
+    """`groups`: class name -> [(run_id, run_dir)]; arrays of at most `max_array_size` tasks."""
+    arrays = []
+    for name, runs in groups.items():
+        for start in range(0, len(runs), max_array_size):
+            part = runs[start : start + max_array_size]
+            arrays.append(ArrayRequest(classes[name], [r for r, _ in part], [d for _, d in part]))
+    return arrays
+
+
+def slurm_parameters(resource: ResourceClass, policy: ResourcePolicy, job_name: str) -> dict:
+    """submitit SlurmExecutor parameters for one class (None values are left out)."""
+    params: dict[str, Any] = {
+        "job_name": job_name,
+        "nodes": resource.nodes,
+        "ntasks_per_node": resource.ranks_per_node,
+        "cpus_per_task": resource.cpus_per_task,
+        "time": math.ceil(resource.time_min),
+        "signal_delay_s": policy.signal_delay_s,
+        "array_parallelism": policy.array_parallelism,
+        "partition": resource.partition,
+        "account": resource.account,
+        "qos": resource.qos,
+        "constraint": resource.constraint,
+        "gpus_per_node": resource.gpus_per_node or None,
+        "mem": f"{int(resource.mem_gb * 1024)}M" if resource.mem_gb else None,
+        # the job imports aimscale from this checkout even when it is not pip-installed
+        "setup": [f"export PYTHONPATH={PACKAGE_ROOT}${{PYTHONPATH:+:$PYTHONPATH}}"],
+    }
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def submit_slurm(array: ArrayRequest, policy: ResourcePolicy, folder: Path, job_name: str,
+                 probes: list[dict]) -> list[str]:
+    """One sbatch for the array; returns the job ids (`<array>_<index>`) in run order."""
+    import submitit
+
+    executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=policy.max_num_timeout)
+    executor.update_parameters(**slurm_parameters(array.resource, policy, job_name))
+    jobs = []
+    with executor.batch():
+        for run_dir in array.run_dirs:
+            jobs.append(executor.submit(TrainJob(run_dir, probes)))
+    return [job.job_id for job in jobs]
+
+
+def start_local_scheduler(sweep_dir: Path, arrays: list[ArrayRequest], policy: ResourcePolicy,
+                          max_parallel: int, probes: list[dict]) -> tuple[int, Path]:
+    """Start the detached local scheduler for these runs; return (its pid, its state file)."""
+    import subprocess
+
+    from aimscale.atomic import atomic_write_json
+
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    local_dir = sweep_dir / "local"
+    queue_file = local_dir / f"queue-{stamp}.json"
+    state_file = local_dir / f"scheduler-{stamp}.json"
+    runs = []
+    for array in arrays:
+        for run_id, run_dir in zip(array.run_ids, array.run_dirs, strict=True):
+            runs.append({
+                "run_id": run_id, "run_dir": run_dir,
+                "tasks_per_node": array.resource.ranks_per_node,
+                "timeout_min": array.resource.time_min,
+            })
+    atomic_write_json(queue_file, {
+        "max_parallel": max_parallel, "signal_delay_s": policy.signal_delay_s,
+        "max_num_timeout": policy.max_num_timeout, "probes": probes, "runs": runs,
+        "folder": str(sweep_dir / ".submitit" / "local"), "state_file": str(state_file),
+    })
+    atomic_write_json(state_file, {
+        "pid": None, "runs": {r["run_id"]: {"state": "queued"} for r in runs},
+    })
+    env = dict(os.environ)
+    env["PYTHONPATH"] = PACKAGE_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
+                                        else "")
+    log = open(local_dir / f"scheduler-{stamp}.log", "ab")  # noqa: SIM115 - the child keeps it
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aimscale.sweep.local_scheduler", str(queue_file)],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+        start_new_session=True, cwd=os.getcwd(),
+    )
+    log.close()
+    return process.pid, state_file

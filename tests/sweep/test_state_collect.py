@@ -1,0 +1,100 @@
+"""`status` and `collect` on hand-made run directories (no training, no scheduler)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pandas as pd
+
+from aimscale.atomic import atomic_write_json
+from aimscale.sweep.collect import collect, write_tables
+from aimscale.sweep.manifest import new_manifest, write_manifest
+from aimscale.sweep.state import sweep_states
+
+
+def make_sweep(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    manifest = new_manifest("t", {})
+    manifest["base_config"] = {"model.width": 32, "train.steps": 4, "run_dir": "x"}
+    now = time.time()
+
+    def add(run_id, width, files, submitted_at=now - 60):
+        run_dir = sweep_dir / run_id
+        run_dir.mkdir(parents=True)
+        for name, content in files.items():
+            if isinstance(content, dict):
+                atomic_write_json(run_dir / name, content)
+            else:
+                (run_dir / name).write_text(content)
+        manifest["runs"][run_id] = {
+            "run_dir": str(run_dir), "axes": {"model.width": str(width)},
+            "config": {"model.width": width}, "trunk_params": 100 * width,
+            "attempts": [{"executor": "debug", "job_id": None, "submitted_at": submitted_at}],
+        }
+
+    row = {"step": 1, "images_seen": 8, "patches_seen": 392, "flops": 1e6, "lr": 1e-3,
+           "loss": 2.0}
+    add("done", 32, {
+        "metrics.jsonl": json.dumps(row) + "\n" + json.dumps({**row, "step": 2, "loss": 1.5})
+        + "\n",
+        "status.json": {"state": "done", "step": 2, "total_steps": 2, "restarts": 1},
+        "summary.json": {"status": "done", "steps": 2, "final_loss": 1.5, "total_flops": 2e6},
+        "probe/attentive.json": {"top1": 0.7, "top5": 0.95},
+    })
+    # the last line is being written: no newline yet
+    add("writing", 64, {"metrics.jsonl": json.dumps(row) + "\n" + '{"step": 2, "lo',
+                        "status.json": {"state": "running", "step": 1, "total_steps": 4}})
+    add("failed", 96, {"status.json": {"state": "failed", "step": 0, "total_steps": 4,
+                                       "reason": "DataError: x"},
+                       "error.txt": "DataError: path /nope does not exist\n\nTraceback ..."})
+    # failed before, resubmitted since: its old status.json must not count
+    add("retried", 128, {"status.json": {"state": "failed", "step": 0, "total_steps": 4}},
+        submitted_at=now + 60)
+    manifest["runs"]["never"] = {"run_dir": str(sweep_dir / "never"), "attempts": []}
+    # "writing" runs under the local scheduler; its job (this process) is alive
+    scheduler = tmp_path / "scheduler.json"
+    atomic_write_json(scheduler, {"pid": os.getpid(), "runs": {
+        "writing": {"state": "submitted", "job_id": str(os.getpid())}}})
+    manifest["runs"]["writing"]["attempts"] = [
+        {"executor": "local", "job_id": None, "submitted_at": now - 60,
+         "scheduler_state": str(scheduler)}]
+    # "retried" waits in a scheduler that has just started (no pid written yet)
+    queued = tmp_path / "queued.json"
+    atomic_write_json(queued, {"pid": None, "runs": {"retried": {"state": "queued"}}})
+    manifest["runs"]["retried"]["attempts"][0].update(executor="local",
+                                                      scheduler_state=str(queued))
+    write_manifest(sweep_dir, manifest)
+    return sweep_dir, manifest
+
+
+def test_states_from_files(tmp_path):
+    sweep_dir, manifest = make_sweep(tmp_path)
+    states = {s.run_id: s for s in sweep_states(sweep_dir, manifest)}
+    assert states["done"].state == "done" and states["done"].restarts == 1
+    assert states["done"].loss == 1.5
+    assert states["writing"].state == "running" and states["writing"].loss == 2.0
+    assert states["writing"].job_id == str(os.getpid())
+    assert states["failed"].state == "failed"
+    assert states["failed"].error == "DataError: path /nope does not exist"
+    assert states["retried"].state == "pending"
+    assert states["never"].state == "new"
+
+
+def test_collect_tables_skip_half_written_lines(tmp_path):
+    sweep_dir, _ = make_sweep(tmp_path)
+    runs, curves = collect(sweep_dir)
+    assert len(runs) == 5
+    by_id = runs.set_index("run_id")
+    assert by_id.loc["done", "status"] == "done" and by_id.loc["done", "final_loss"] == 1.5
+    assert by_id.loc["done", "probe.attentive.top1"] == 0.7
+    assert by_id.loc["writing", "model.width"] == 64 and by_id.loc["done", "train.steps"] == 4
+    assert "run_dir" not in runs.columns
+    assert list(curves[curves.run_id == "writing"]["step"]) == [1]  # the torn line is skipped
+    assert list(curves[curves.run_id == "done"]["loss"]) == [2.0, 1.5]
+    runs_path, curves_path = write_tables(sweep_dir)
+    assert runs_path == sweep_dir / "collect" / "runs.csv"
+    assert len(pd.read_csv(curves_path)) == 3
+    parquet, _ = write_tables(sweep_dir, tmp_path / "out.parquet", "parquet")
+    assert len(pd.read_parquet(parquet)) == 5
