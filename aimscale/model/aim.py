@@ -89,11 +89,23 @@ class AIM(nn.Module):
 
     # ---- loss --------------------------------------------------------------------------------
 
-    def forward(self, images: torch.Tensor) -> dict:
-        """Images [B, C, H, W] -> dict(loss=scalar tensor, num_targets=int scored patches)."""
+    def forward(
+        self,
+        images: torch.Tensor,
+        sample_index: torch.Tensor | None = None,
+        draw_size: int | None = None,
+    ) -> dict:
+        """Images [B, C, H, W] -> dict(loss=scalar tensor, num_targets=int scored patches).
+
+        Random draws (prefix lengths, MIM masks) are made for `draw_size` samples and the rows
+        `sample_index` [B] are used: a global batch split over ranks and micro-steps then sees
+        exactly the draws of the unsplit batch. Default: B draws, all used.
+        """
+        if sample_index is None:
+            sample_index, draw_size = torch.arange(images.shape[0]), images.shape[0]
         if self.cfg.objective == "mim":
-            return self._forward_masked(images)
-        return self._forward_autoregressive(images)
+            return self._forward_masked(images, sample_index, draw_size)
+        return self._forward_autoregressive(images, sample_index, draw_size)
 
     def targets(self, images: torch.Tensor) -> torch.Tensor:
         """Targets per patch in raster order: [B, K, C·p²] values or [B, K] token ids."""
@@ -110,12 +122,14 @@ class AIM(nn.Module):
             return assign_tokens(patches, self.codebook)
         return patches
 
-    def _forward_autoregressive(self, images: torch.Tensor) -> dict:
+    def _forward_autoregressive(
+        self, images: torch.Tensor, sample_index: torch.Tensor, draw_size: int
+    ) -> dict:
         batch, num = images.shape[0], self.cfg.num_patches
         x = self.trunk.embed(images)[:, self.order]  # positions first, then the order
         targets = self.targets(images)[:, self.order]
         if self.cfg.attention == "prefix":
-            prefix = sample_prefix_lengths(batch, num)  # CPU
+            prefix = sample_prefix_lengths(draw_size, num)[sample_index]  # CPU
             attn_mask, is_causal = prefix_causal_mask(prefix.to(images.device), num), False
         else:  # causal: every patch after the first is a target
             prefix = torch.ones(batch, dtype=torch.long)
@@ -129,10 +143,12 @@ class AIM(nn.Module):
         loss = (per_patch * scored).sum() / num_targets
         return {"loss": loss, "num_targets": num_targets}
 
-    def _forward_masked(self, images: torch.Tensor) -> dict:
+    def _forward_masked(
+        self, images: torch.Tensor, sample_index: torch.Tensor, draw_size: int
+    ) -> dict:
         batch, num = images.shape[0], self.cfg.num_patches
         num_masked = min(num - 1, max(1, round(self.cfg.mask_ratio * num)))
-        ranks = torch.rand(batch, num).argsort(dim=1)  # CPU global RNG
+        ranks = torch.rand(draw_size, num)[sample_index].argsort(dim=1)  # CPU global RNG
         masked = torch.zeros(batch, num, dtype=torch.bool)
         masked.scatter_(1, ranks[:, :num_masked], True)
         masked = masked.to(images.device)

@@ -6,9 +6,11 @@ gradients. The loss is token-weighted over the whole global batch (each micro-ba
 is weighted by its number of scored patches), so splitting a batch over ranks or micro-steps does
 not change the maths.
 
-Randomness: before each micro-batch the global RNG is seeded from (seed, step, g), where
-g = micro_step · world_size + rank. Ranks therefore draw different prefix lengths (instead of
-the same ones, as they would from equal global seeds), and a resumed run repeats the draws of an
+Randomness: before each micro-batch the global RNG is seeded from (seed, step), the same on every
+rank and micro-step; the model draws prefix lengths (or MIM masks) for the whole global batch and
+keeps the rows of its own samples (`sample_index`: the data stream gives rank r the positions
+r, r + W, r + 2W, … of each micro-step's W·micro chunk). A batch split over ranks or micro-steps
+therefore sees exactly the draws of the unsplit batch, and a resumed run repeats the draws of an
 uninterrupted one without relying on where the RNG stream stood. The data stream is a pure
 function of its position (see `aimscale.data.stream`), which every checkpoint stores.
 
@@ -309,15 +311,17 @@ class _Trainer:
         targets = 0
         for micro_step in range(self.accum):
             images = self.data.next_batch(self.micro).to(env.device, non_blocking=True)
-            torch.manual_seed(
-                _micro_seed(self.cfg.train.seed, step, micro_step * env.world_size + env.rank)
+            torch.manual_seed(_micro_seed(self.cfg.train.seed, step, 0))
+            chunk = self.micro * env.world_size
+            sample_index = micro_step * chunk + env.rank + env.world_size * torch.arange(
+                self.micro
             )
             last = micro_step == self.accum - 1
             # DDP all-reduces on the last micro-step only
             sync = self.ddp.no_sync() if self.ddp is not None and not last else nullcontext()
             with sync:
                 with self._autocast():
-                    out = model(images)
+                    out = model(images, sample_index, self.cfg.train.batch_size)
                 # sum of per-patch losses: normalised by the global target count below
                 weighted = out["loss"].float() * out["num_targets"]
                 weighted.backward()

@@ -98,10 +98,9 @@ def test_failure_shows_in_status_and_retry_resubmits_only_it(tmp_path):
 def test_two_rank_ddp_matches_one_rank(tmp_path):
     """2 tasks (gloo on CPU) with global batch 16 = 1 task with batch 16: losses within 1e-4.
 
-    Causal attention: prefix attention draws random prefix lengths per rank's micro-batch, which
-    legitimately differ between 1 and 2 ranks; the images of a global batch are the same."""
+    Prefix attention (the default): the prefix lengths are drawn for the global batch, so the
+    split over ranks does not change them."""
     base = copy.deepcopy(TINY_BASE)
-    base["model"]["attention"] = "causal"
     base["train"].update(steps=8, log_every=1, eval_every=8)
     results = {}
     for tasks in (1, 2):

@@ -10,14 +10,14 @@ from aimscale.train.metrics import read_metrics
 
 from .conftest import REPO, SYNTHETIC, TINY, cli_env, compose_run
 
-# causal attention draws no random prefix lengths, so both runs see the same maths; with prefix
-# attention each micro-batch draws its own lengths, which depend on how the batch is split
+# prefix attention (the default): the prefix lengths are drawn for the whole global batch, so a
+# batch split over ranks sees the same draws as the unsplit one
 DDP_RUN = [
     "train.steps=6",
     "train.log_every=1",
     "train.eval_every=3",
     "train.eval_images=64",
-    "model.attention=causal",
+    "model.attention=prefix",
 ]
 TOLERANCE = 1e-5  # measured: loss 3e-7, grad norm 5e-7, val loss 0 (float32 sum order)
 
