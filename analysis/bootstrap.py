@@ -1,0 +1,69 @@
+"""Bootstrap helpers: resample weights over runs, percentile intervals, a small process pool."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+
+DEFAULT_RESAMPLES = 1000
+DEFAULT_LEVEL = 0.95
+
+
+def resample_weights(n: int, n_resamples: int, seed: int | None,
+                     groups: Sequence | np.ndarray | None = None) -> np.ndarray:
+    """Counts (R, n): how often each row is drawn when resampling runs with replacement.
+
+    With ``groups`` (one label per row) whole groups are drawn, e.g. all checkpoints of a run.
+    """
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        return rng.multinomial(n, np.full(n, 1.0 / n), size=n_resamples).astype(float)
+    labels, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    g = len(labels)
+    counts = rng.multinomial(g, np.full(g, 1.0 / g), size=n_resamples).astype(float)
+    return counts[:, inverse]
+
+
+def interval(samples: np.ndarray, level: float = DEFAULT_LEVEL, axis: int = 0) -> np.ndarray:
+    """Percentile interval [lo, hi] along ``axis`` ignoring NaN; shape (2, ...)."""
+    tail = 100.0 * (1.0 - level) / 2.0
+    with np.errstate(invalid="ignore"):
+        return np.nanpercentile(samples, [tail, 100.0 - tail], axis=axis)
+
+
+def available_cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_jobs() -> int:
+    """Worker processes for bootstrap work: the usable cores, at most 8."""
+    return max(1, min(available_cores(), 8))
+
+
+def parallel_map(fn: Callable[[Any], Any], tasks: list, n_jobs: int | None) -> list:
+    """``[fn(t) for t in tasks]``, in worker processes when ``n_jobs`` > 1 and there is >1 task.
+
+    ``fn`` must be a module-level function (it is pickled). Results keep the order of ``tasks``.
+    """
+    n_jobs = default_jobs() if n_jobs is None else n_jobs
+    if n_jobs <= 1 or len(tasks) <= 1:
+        return [fn(t) for t in tasks]
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(max_workers=min(n_jobs, len(tasks)),
+                             mp_context=mp.get_context(method)) as pool:
+        return list(pool.map(fn, tasks))
+
+
+def split(n: int, parts: int) -> list[slice]:
+    """``parts`` contiguous slices covering range(n) (fewer when n is small)."""
+    edges = np.linspace(0, n, max(1, min(parts, n)) + 1).astype(int)
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]

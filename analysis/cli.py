@@ -1,0 +1,271 @@
+"""``python -m analysis fit|isoflop|correlate|backtest|report`` on any CSV or parquet table.
+
+Exit status: 0 success, 1 the fit ran but did not converge (reported, never silent), 2 the input
+cannot support the request (the message says why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from .bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES
+from .data import clean_rows, load_table, numeric
+from .errors import AnalysisError, FitWarning
+from .fitting import DEFAULT_DELTA
+from .jsonio import dumps
+
+
+def _common(p: argparse.ArgumentParser, bootstrap: int = DEFAULT_RESAMPLES) -> None:
+    p.add_argument("table", help="CSV, TSV, parquet or JSON-lines file")
+    p.add_argument("--bootstrap", type=int, default=bootstrap, metavar="K",
+                   help=f"bootstrap resamples over runs (default {bootstrap}; 0 = none)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--level", type=float, default=DEFAULT_LEVEL,
+                   help="interval level (default 0.95)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes for the bootstrap (default: the usable cores)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def _law_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--law", choices=("chinchilla", "power", "bnsl"), default="chinchilla")
+    p.add_argument("--n", help="parameter-count column (chinchilla)")
+    p.add_argument("--d", help="data column (chinchilla), e.g. tokens, images or patches")
+    p.add_argument("--x", help="input column (power, bnsl)")
+    p.add_argument("--loss", required=True, help="loss column")
+    p.add_argument("--delta", type=float, default=DEFAULT_DELTA, help="Huber delta (1e-3)")
+    p.add_argument("--no-floor", action="store_true", help="fix E = 0 (power, chinchilla)")
+    p.add_argument("--breaks", type=int, default=1, help="breaks of the BNSL (default 1)")
+    p.add_argument("--group", help="column of run ids: resample whole runs (e.g. checkpoints)")
+    p.add_argument("--reduction", choices=("sum", "mean"), default="sum",
+                   help="how the reported objective aggregates Huber terms (same optimum)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m analysis",
+                                 description="Scaling-law fits, IsoFLOP, correlations, backtests "
+                                             "and reports on any table of runs.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fit", help="fit a scaling law")
+    _common(p)
+    _law_args(p)
+    p.add_argument("--plan", type=float, action="append", metavar="FLOPS",
+                   help="chinchilla: recommend (N, D) for this compute budget (repeatable)")
+    p.add_argument("--flops-per-param-token", type=float, default=6.0,
+                   help="k in C = k·N·D for --plan and the frontier (default 6)")
+
+    p = sub.add_parser("isoflop", help="IsoFLOP analysis (Approach 2)")
+    _common(p)
+    p.add_argument("--flops", required=True, help="compute column")
+    p.add_argument("--n", required=True, help="parameter-count column")
+    p.add_argument("--loss", required=True, help="loss column")
+    p.add_argument("--budget", help="column labelling budgets (default: group flops within 10%%)")
+    p.add_argument("--flops-per-param-token", type=float, default=6.0)
+
+    p = sub.add_parser("correlate", help="correlate two columns (e.g. loss and accuracy)")
+    _common(p)
+    p.add_argument("--x", required=True, help="predictor column, e.g. the loss")
+    p.add_argument("--y", required=True, help="response column, e.g. probe accuracy")
+
+    p = sub.add_parser("backtest", help="fit below a threshold, predict above")
+    _common(p, bootstrap=DEFAULT_RESAMPLES)
+    _law_args(p)
+    p.add_argument("--holdout-above", required=True, metavar="COL=VALUE",
+                   help="hold out runs with COL > VALUE, e.g. total_flops=1e20")
+
+    p = sub.add_parser("report", help="HTML + Markdown report of a runs table")
+    p.add_argument("table", help="runs table (CSV or parquet)")
+    p.add_argument("--curves", help="curves table with run_id, step, flops, loss, …")
+    p.add_argument("-o", "--out", default=None, help="output folder (default: report/ beside "
+                                                     "the table)")
+    p.add_argument("--bootstrap", type=int, default=300)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=None)
+    for name in ("loss", "params", "data", "flops", "accuracy"):
+        p.add_argument(f"--{name}", default=None, help=f"{name} column (default: detected)")
+    p.add_argument("--title", default=None)
+    return ap
+
+
+def _inputs(args, df) -> tuple[dict[str, str], list[str]]:
+    if args.law == "chinchilla":
+        if not args.n or not args.d:
+            raise AnalysisError("The chinchilla law needs --n (parameters) and --d (data) "
+                                "columns.")
+        return {"N": args.n, "D": args.d}, [args.n, args.d, args.loss]
+    if not args.x:
+        raise AnalysisError(f"The {args.law} law needs --x (the input column).")
+    return {args.x: args.x}, [args.x, args.loss]
+
+
+def _fit(args, df, names_cols):
+    from .bnsl import fit_bnsl
+    from .fit_joint import fit_joint
+    from .fit_power import fit_power
+
+    groups = df[args.group].to_numpy() if args.group else None
+    boot = {"bootstrap": args.bootstrap, "seed": args.seed, "level": args.level,
+            "n_jobs": args.jobs, "groups": groups}
+    cols = list(names_cols.values())
+    loss = numeric(df, args.loss)
+    if args.law == "chinchilla":
+        return fit_joint(numeric(df, cols[0]), numeric(df, cols[1]), loss, delta=args.delta,
+                         reduction=args.reduction, floor=not args.no_floor,
+                         names=(cols[0], cols[1]), **boot)
+    if args.law == "power":
+        return fit_power(numeric(df, cols[0]), loss, floor=not args.no_floor, delta=args.delta,
+                         reduction=args.reduction, name=cols[0], **boot)
+    return fit_bnsl(numeric(df, cols[0]), loss, breaks=args.breaks, name=cols[0], **boot)
+
+
+def _print_fit(fit, out) -> None:
+    from .plots import fmt
+
+    ci = fit.ci()
+    print(f"{fit.law} fit on {fit.n_points} points: converged {fit.converged}", file=out)
+    for k, v in fit.params.items():
+        iv = f"  [{fmt(ci[k][0], 4)}, {fmt(ci[k][1], 4)}]" if k in ci else ""
+        print(f"  {k:>6} = {fmt(v, 5)}{iv}", file=out)
+    print(f"  RMSE {fmt(fit.gof.rmse)}, MAE {fmt(fit.gof.mae)}, R² log {fmt(fit.gof.r2_log, 5)}",
+          file=out)
+    for k, v in fit.derived().items():
+        dci = fit.derived_ci().get(k)
+        iv = f"  [{fmt(dci[0], 4)}, {fmt(dci[1], 4)}]" if dci else ""
+        print(f"  compute-optimal {k} = {fmt(v, 4)}{iv}", file=out)
+
+
+def cmd_fit(args) -> tuple[dict, int]:
+    df = load_table(args.table)
+    names, cols = _inputs(args, df)
+    if args.group:
+        cols = cols + [args.group]
+    df, dropped = clean_rows(df, cols, positive=[c for c in cols if c != args.group])
+    fit = _fit(args, df, names)
+    out = fit.to_dict()
+    out["warnings"] = dropped + out["warnings"]
+    if args.plan and args.law == "chinchilla":
+        from .frontier import plan
+
+        out["plans"] = [plan(fit, c, k=args.flops_per_param_token).to_dict() for c in args.plan]
+    if not args.json:
+        _print_fit(fit, sys.stdout)
+        for p in out.get("plans", []):
+            print(f"  plan for C = {p['flops']:.3g}: N = {p['n_opt']:.3g}, D = {p['d_opt']:.3g}, "
+                  f"loss {p['loss']:.4g}; nearest preset {p['preset']['name']}")
+    return out, 0 if fit.converged else 1
+
+
+def cmd_isoflop(args) -> tuple[dict, int]:
+    from .isoflop import isoflop
+
+    df = load_table(args.table)
+    cols = [args.flops, args.n, args.loss] + ([args.budget] if args.budget else [])
+    df, dropped = clean_rows(df, cols, positive=[args.flops, args.n, args.loss], what="isoflop")
+    res = isoflop(numeric(df, args.flops), numeric(df, args.n), numeric(df, args.loss),
+                  budget=df[args.budget].to_numpy() if args.budget else None,
+                  k=args.flops_per_param_token, bootstrap=args.bootstrap, seed=args.seed,
+                  level=args.level)
+    out = res.to_dict()
+    out["warnings"] = dropped + out["warnings"]
+    if not args.json:
+        print(f"a = {res.a:.4f} {res.a_ci}, b = {res.b:.4f}; "
+              f"{sum(b.used for b in res.budgets)} of {len(res.budgets)} budgets used")
+    return out, 0
+
+
+def cmd_correlate(args) -> tuple[dict, int]:
+    from .correlate import correlate
+
+    df = load_table(args.table)
+    df, dropped = clean_rows(df, [args.x, args.y], positive=[], what="correlation")
+    res = correlate(numeric(df, args.x), numeric(df, args.y), bootstrap=args.bootstrap,
+                    seed=args.seed, level=args.level)
+    out = res.to_dict()
+    out["warnings"] = dropped + out["warnings"]
+    if not args.json:
+        print(f"pearson {res.pearson:.4f} {res.ci.get('pearson')}, spearman {res.spearman:.4f} "
+              f"{res.ci.get('spearman')}, LOO MAE {res.loo_mae:.4g} ({res.loo_model})")
+    return out, 0
+
+
+def cmd_backtest(args) -> tuple[dict, int]:
+    from .backtest import backtest
+
+    col, sep, value = args.holdout_above.partition("=")
+    try:
+        thr = float(value)
+    except ValueError:
+        thr = None
+    if not sep or thr is None:
+        raise AnalysisError(f"--holdout-above takes COL=VALUE, e.g. total_flops=1e20; got "
+                            f"{args.holdout_above!r}.")
+    df = load_table(args.table)
+    names, cols = _inputs(args, df)
+    df, dropped = clean_rows(df, cols + [col], positive=cols, what="backtest")
+    inputs = {k: numeric(df, c) for k, c in names.items()}
+    kw = {"bootstrap": args.bootstrap, "seed": args.seed, "level": args.level,
+          "n_jobs": args.jobs}
+    if args.law == "bnsl":
+        kw["breaks"] = args.breaks
+    else:
+        kw.update(delta=args.delta, floor=not args.no_floor)
+    bt = backtest(args.law, inputs, numeric(df, args.loss), numeric(df, col), thr, column=col,
+                  **kw)
+    out = bt.to_dict()
+    out["warnings"] = dropped + out["warnings"]
+    if not args.json:
+        cov = "n/a" if bt.coverage is None else f"{100 * bt.coverage:.0f}%"
+        print(f"fit on {bt.n_train}, predicted {bt.n_test}: MAE {bt.mae:.4g}, RMSE {bt.rmse:.4g}, "
+              f"max {bt.max_abs:.4g}, MAPE {bt.mape:.3g}%, coverage {cov}")
+    return out, 0 if bt.fit.converged else 1
+
+
+def cmd_report(args) -> tuple[dict, int]:
+    from .report import ReportOptions, build_report
+
+    runs = load_table(args.table)
+    curves = load_table(args.curves) if args.curves else None
+    out_dir = Path(args.out) if args.out else Path(args.table).resolve().parent / "report"
+    opts = ReportOptions(bootstrap=args.bootstrap, seed=args.seed, n_jobs=args.jobs,
+                         loss=args.loss, params=args.params, data=args.data, flops=args.flops,
+                         accuracy=args.accuracy,
+                         title=args.title or f"Scaling report: {Path(args.table).name}")
+    path = build_report(runs, curves, out_dir, opts)
+    print(path)
+    return {"html": str(path)}, 0
+
+
+COMMANDS = {"fit": cmd_fit, "isoflop": cmd_isoflop, "correlate": cmd_correlate,
+            "backtest": cmd_backtest, "report": cmd_report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    as_json = getattr(args, "json", False)
+    old_format = warnings.formatwarning
+    with warnings.catch_warnings():
+        # Warnings are part of the JSON output; on the console they print once, readably.
+        warnings.simplefilter("ignore" if as_json else "default", FitWarning)
+        warnings.formatwarning = lambda m, c, *a, **k: f"warning: {m}\n"
+        try:
+            out, code = COMMANDS[args.command](args)
+        except AnalysisError as err:
+            print(f"error: {err}", file=sys.stderr)
+            if as_json:
+                print(dumps({"error": str(err)}))
+            return 2
+        finally:
+            warnings.formatwarning = old_format
+    if as_json:
+        print(dumps(out))
+    elif code == 1:
+        print("warning: the fit did not converge; see 'message' with --json", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

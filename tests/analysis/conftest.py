@@ -1,0 +1,8 @@
+"""Analysis tests: make the helper modules (synth, fake_sweep) importable."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
