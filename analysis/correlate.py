@@ -86,14 +86,22 @@ class Correlation:
     warnings: list[str] = field(default_factory=list)
     linear_samples: np.ndarray | None = field(default=None, repr=False)
     sigmoid_samples: np.ndarray | None = field(default=None, repr=False)
+    # y is a fraction (every observed value in [0, 1], e.g. top-1): predictions are clipped to it
+    unit_interval: bool = False
 
     def predict(self, x, model: str | None = None) -> np.ndarray:
         """Point prediction of y at ``x`` with the chosen model (default: lower LOO error)."""
         model = model or self.loo_model
         x = np.asarray(x, dtype=float)
         if model == "sigmoid" and self.sigmoid is not None:
-            return sigmoid(x, *(self.sigmoid[k] for k in SIGMOID_PARAMS))
-        return self.linear["slope"] * x + self.linear["intercept"]
+            y = sigmoid(x, *(self.sigmoid[k] for k in SIGMOID_PARAMS))
+        else:
+            y = self.linear["slope"] * x + self.linear["intercept"]
+        return self.bound(y)
+
+    def bound(self, y):
+        """Clip predictions of a fraction into [0, 1] (a straight line extrapolates past 1)."""
+        return np.clip(y, 0.0, 1.0) if self.unit_interval else y
 
     def to_dict(self) -> dict:
         return {"n": self.n, "pearson": self.pearson, "spearman": self.spearman,
@@ -185,7 +193,7 @@ def correlate(x, y, *, bootstrap: int = 1000, seed: int | None = 0,
         _warnings.warn(f"correlate: {m}", FitWarning, stacklevel=2)
     return Correlation(n, pearson, spearman, ci, linear, sig,
                        sig["loo_mae"] if loo_model == "sigmoid" else lin_loo_mae, loo_model, level,
-                       warn, lin_s, sig_s)
+                       warn, lin_s, sig_s, bool(np.all((y >= 0) & (y <= 1))))
 
 
 def two_step(fit: Fit, corr: Correlation, *inputs, model: str | None = None) -> dict:
@@ -210,5 +218,5 @@ def two_step(fit: Fit, corr: Correlation, *inputs, model: str | None = None) -> 
     else:
         acc_s = ss[pick, :1] * ls + ss[pick, 1:2]
     out["loss_lo"], out["loss_hi"] = interval(ls, fit.level)
-    out["accuracy_lo"], out["accuracy_hi"] = interval(acc_s, fit.level)
+    out["accuracy_lo"], out["accuracy_hi"] = interval(corr.bound(acc_s), fit.level)
     return out

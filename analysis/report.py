@@ -35,6 +35,8 @@ DONE_STATUSES = {"done", "completed", "complete", "finished", "success", "succee
 LOSS_CANDIDATES = ("final_val_loss", "best_val_loss", "final_loss", "val_loss", "loss")
 PARAM_CANDIDATES = ("trunk_params", "params", "n_params", "parameters")
 DATA_CANDIDATES = ("images_seen", "data.num_images", "patches_seen", "tokens", "data")
+DATA_LABELS = {"images_seen": "images seen", "data.num_images": "unique training images",
+               "patches_seen": "patches seen"}
 FLOP_CANDIDATES = ("total_flops", "flops", "compute")
 PROBE_PREFERENCE = ("probe.attentive_last.top1", "probe.linear_last.top1")
 
@@ -151,9 +153,15 @@ def _pick(df: pd.DataFrame, wanted: str | None, candidates, what: str) -> str:
         if wanted not in df.columns:
             raise AnalysisError(f"column '{wanted}' ({what}) is not in the runs table")
         return wanted
-    for c in candidates:
-        if c in df.columns and np.isfinite(numeric(df, c)).any():
+    # prefer a column that varies across runs: a constant one is not a scaling axis (a sweep over
+    # dataset size at fixed steps has constant images_seen but varying data.num_images)
+    usable = [c for c in candidates if c in df.columns and np.isfinite(numeric(df, c)).any()]
+    for c in usable:
+        values = numeric(df, c)
+        if np.unique(values[np.isfinite(values)]).size >= 2:
             return c
+    if usable:
+        return usable[0]
     raise AnalysisError(f"no {what} column (looked for {', '.join(candidates)})")
 
 
@@ -231,7 +239,9 @@ class Report:
         o = self.opts
         loss = self._col("loss", o.loss, LOSS_CANDIDATES, "loss")
         self._col("params", o.params, PARAM_CANDIDATES, "parameter-count")
-        self._col("data", o.data, DATA_CANDIDATES, "data-size")
+        data = self._col("data", o.data, DATA_CANDIDATES, "data-size")
+        if data in DATA_LABELS and o.data_label == ReportOptions.data_label:
+            o.data_label = DATA_LABELS[data]
         self._col("flops", o.flops, FLOP_CANDIDATES, "compute")
         # Whole-run probes only: layer windows have their own section, and `_step<k>` names are
         # probes of intermediate checkpoints, whose loss is not the run's final loss.

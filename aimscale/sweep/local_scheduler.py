@@ -26,6 +26,10 @@ def main(queue_file: str) -> int:
     import submitit
 
     queue = read_json(queue_file)
+    # share the cores between the runs at once instead of oversubscribing them (torch reads this
+    # when each run's process starts); an explicit setting of the user's wins
+    threads = max(1, (os.cpu_count() or 1) // max(1, queue["max_parallel"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     state_file = Path(queue["state_file"])
     state = {"pid": os.getpid(), "started_at": time.time(), "runs": {
         r["run_id"]: {"state": "queued"} for r in queue["runs"]

@@ -1,7 +1,8 @@
 """Where each run of a sweep stands, joining the manifest, the scheduler's view and the files.
 
 States: `new` (never submitted), `pending` (queued), `running`, `requeued` (stopped at a step
-boundary and waiting to resume), `stopped` (stopped, nothing will resume it), `done`, `failed`.
+boundary and waiting to resume), `probing` (trained, its job still runs the spec's probes),
+`stopped` (stopped, nothing will resume it), `done`, `failed`.
 A status.json older than the latest submission belongs to an earlier attempt and is ignored.
 """
 
@@ -18,7 +19,7 @@ from aimscale.sweep import slurm
 from aimscale.sweep.local_scheduler import pid_alive, scheduler_alive
 from aimscale.sweep.manifest import latest_attempt
 
-STATES = ("new", "pending", "running", "requeued", "stopped", "done", "failed")
+STATES = ("new", "pending", "running", "requeued", "probing", "stopped", "done", "failed")
 TERMINAL_STATES = ("new", "stopped", "done", "failed")
 SCHEDULER_START_GRACE_S = 30.0
 
@@ -76,7 +77,9 @@ def run_state(run_id: str, run_dir: str | Path, attempt: dict | None,
     summary = _read_json(base + "/summary.json")
     if summary is not None:
         status = _read_json(base + "/status.json") or {}
-        return RunState(run_id, "done", summary.get("steps"), summary.get("steps"),
+        # training is done; a job that still runs is probing the run (probes are part of the job)
+        state = "probing" if scheduler_view and scheduler_view[0] == "running" else "done"
+        return RunState(run_id, state, summary.get("steps"), summary.get("steps"),
                         summary.get("final_loss"), int(status.get("restarts", 0)), job_id)
     run_dir = Path(run_dir)
     status = _current_status(run_dir, attempt)

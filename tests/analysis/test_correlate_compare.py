@@ -82,3 +82,19 @@ def test_layerwise_parses_probe_window_columns():
                        "probe.linear_blocks0-1.top1": [0.4], "probe.attentive_last.top1": [0.6]})
     t = layerwise(df).sort_values("start")
     assert t[["kind", "start", "end"]].values.tolist() == [["linear", 0, 1], ["attentive", 2, 3]]
+
+
+def test_accuracy_predictions_stay_within_unit_interval():
+    """A straight line of accuracy against loss extrapolates past 1; a fraction cannot."""
+    import numpy as np
+
+    from analysis.correlate import correlate
+
+    loss = np.linspace(0.5, 0.6, 12)
+    acc = 0.9 - 4.0 * (loss - 0.5)  # 0.9 .. 0.5, slope -4
+    corr = correlate(loss, acc, bootstrap=50, fit_sigmoid_curve=False)
+    assert corr.unit_interval
+    assert corr.predict(0.3, "linear") == 1.0  # the line itself would say 1.7
+    percent = correlate(loss, 100 * acc, bootstrap=50, fit_sigmoid_curve=False)
+    assert not percent.unit_interval
+    assert np.isclose(percent.predict(0.3, "linear"), 170.0)

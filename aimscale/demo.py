@@ -1,0 +1,138 @@
+"""`aimscale demo`: the main job — a small AIM scaling study end to end on one machine.
+
+Obtains Fashion-MNIST, launches `sweeps/demo.yaml` on the local executor (several widths and
+depths, two data sizes; each run is probed after pre-training), shows progress until every run
+has ended, collects the tables and writes the report. A second invocation reuses finished runs
+(the launch skips them) and only redoes the collection and the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SPEC = REPO_ROOT / "sweeps" / "demo.yaml"
+ACTIVE_STATES = ("pending", "running", "requeued", "probing")
+PRINT_EVERY_S = 15.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides applied to every run")
+    parser.add_argument("--spec", default=str(DEFAULT_SPEC), help="sweep spec (default: demo)")
+    parser.add_argument("--sweep-dir", help="where runs go (default: the spec's sweep_dir)")
+    parser.add_argument("--max-parallel", type=int, help="runs at once (default: the spec's)")
+    parser.add_argument("--wandb", action="store_true",
+                        help="mirror every run to wandb (offline unless you are logged in)")
+    parser.add_argument("--bootstrap", type=int, default=200,
+                        help="bootstrap resamples for the report's intervals")
+    parser.add_argument("--poll", type=float, default=2.0, help="seconds between progress lines")
+
+
+def run(args: argparse.Namespace) -> int:
+    from aimscale.config import ConfigError
+    from aimscale.data.errors import DataError
+    from aimscale.data.fetch import fetch
+
+    started = time.perf_counter()
+    try:
+        data_dir = fetch("fashion-mnist")
+    except DataError as err:
+        print(f"aimscale demo: {err}", file=sys.stderr)
+        return 1
+    print(f"[demo] Fashion-MNIST: {data_dir}")
+
+    overrides = list(args.overrides)
+    if args.wandb:
+        overrides += ["logging.wandb=true", f"logging.wandb_mode={_wandb_mode()}"]
+    try:
+        sweep_dir = _launch(args, overrides)
+    except ConfigError as err:
+        print(f"aimscale demo: {err}", file=sys.stderr)
+        return 2
+    states = _watch(sweep_dir, args.poll, started)
+    failed = [s for s in states if s.state != "done"]
+    for state in failed:
+        print(f"[demo] run {state.run_id} ended {state.state}: {state.error or ''}".rstrip())
+
+    from aimscale.report import write_report
+    from aimscale.sweep.collect import write_tables
+
+    runs_path, curves_path = write_tables(sweep_dir)
+    print(f"[demo] collected {runs_path} and {curves_path}")
+    report = write_report(sweep_dir, bootstrap=args.bootstrap)
+    elapsed = time.perf_counter() - started
+    print(f"[demo] report: {report}")
+    print(f"[demo] {len(states) - len(failed)}/{len(states)} runs done; "
+          f"wall time {elapsed:.0f} s ({elapsed / 60:.1f} min)")
+    return 0 if not failed else 1
+
+
+def _wandb_mode() -> str:
+    """Online when the user is logged in (an API key is known), offline otherwise."""
+    import os
+
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    netrc = Path.home() / ".netrc"
+    logged_in = os.environ.get("WANDB_API_KEY") or (
+        netrc.is_file() and "api.wandb.ai" in netrc.read_text()
+    )
+    return "online" if logged_in else "offline"
+
+
+def _launch(args: argparse.Namespace, overrides: list[str]) -> Path:
+    from aimscale.sweep.launch import launch
+    from aimscale.sweep.plan import build_plan
+    from aimscale.sweep.spec import load_spec
+
+    spec = load_spec(args.spec, overrides)
+    if args.sweep_dir:
+        spec = dataclasses.replace(spec, sweep_dir=args.sweep_dir)
+    plan = build_plan(spec)
+    result = launch(plan, "local", max_parallel=args.max_parallel)
+    print(f"[demo] sweep {spec.name}: {len(plan.runs)} runs, {len(result.submitted)} to train, "
+          f"{len(result.skipped)} already done or under way -> {result.sweep_dir}")
+    return result.sweep_dir
+
+
+def _watch(sweep_dir: Path, poll_s: float, started: float):
+    """Print a progress line until no run is pending or running; return the final states."""
+    from aimscale.sweep.manifest import read_manifest
+    from aimscale.sweep.state import sweep_states
+
+    last_done, last_print = -1, 0.0
+    while True:
+        states = sweep_states(sweep_dir, read_manifest(sweep_dir) or {})
+        active = [s for s in states if s.state in ACTIVE_STATES]
+        done = sum(s.state == "done" for s in states)
+        now = time.perf_counter()
+        # a line when a run finishes, else every PRINT_EVERY_S: readable in a log file too
+        if done != last_done or now - last_print >= PRINT_EVERY_S or not active:
+            print(_progress_line(states, now - started), flush=True)
+            last_done, last_print = done, now
+        if not active:
+            return states
+        time.sleep(poll_s)
+
+
+def _progress_line(states, elapsed: float) -> str:
+    """Runs done, the running ones with step and loss, and a time-left estimate from run fractions
+    (a pending run counts as 0, a done one as 1; probes are not counted)."""
+    finished = sum(s.state == "done" for s in states)
+    running = [s for s in states if s.state == "running"]
+    parts = [f"[demo] runs done {finished}/{len(states)}"]
+    fraction = finished + sum(s.state == "probing" for s in states)
+    for s in running:
+        loss = f" loss {s.loss:.4f}" if s.loss is not None else ""
+        parts.append(f"{s.run_id} {s.step or 0}/{s.total_steps or '?'}{loss}")
+        if s.total_steps:
+            fraction += (s.step or 0) / s.total_steps
+    fraction /= max(1, len(states))
+    if 0.05 < fraction < 1.0:
+        parts.append(f"~{elapsed * (1 - fraction) / fraction:.0f} s left")
+    parts.append(f"{elapsed:.0f} s")
+    return " | ".join(parts)
