@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         overrides += ["logging.wandb=true", f"logging.wandb_mode={_wandb_mode()}"]
     try:
         sweep_dir = _launch(args, overrides)
-    except ConfigError as err:
+    except (ConfigError, RuntimeError) as err:
         print(f"aimscale demo: {err}", file=sys.stderr)
         return 2
     states = _watch(sweep_dir, args.poll, started)

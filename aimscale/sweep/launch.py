@@ -47,8 +47,36 @@ def launch(plan: Plan, executor: str = "local", dry_run: bool = False,
     sweep_dir.mkdir(parents=True, exist_ok=True)
     with launch_lock(sweep_dir):
         result = _select(plan, sweep_dir, executor, retry_failed, max_array_size)
+        check_run_data(plan, result.submitted)
         _submit(plan, result, executor, max_parallel or spec.local.max_parallel)
     return result
+
+
+class DataProblems(RuntimeError):
+    """The data of runs about to be submitted is missing or too small; nothing was submitted."""
+
+
+def check_run_data(plan: Plan, run_ids: list[str]) -> None:
+    """Run the data pre-flight check once per distinct data set-up, before anything is submitted
+    (`plan` does not, so a spec can be planned away from its data)."""
+    import json
+
+    from aimscale.data import check_data
+
+    wanted = set(run_ids)
+    seen: dict[str, list[str]] = {}
+    problems: list[str] = []
+    for run in plan.runs:
+        if run.run_id not in wanted:
+            continue
+        data, model = run.cfg.data, run.cfg.model
+        key = json.dumps([repr(data), model.image_size, model.channels])
+        if key not in seen:
+            seen[key] = check_data(data, model)
+            problems += [f"[{run.run_id}] {p}" for p in seen[key]]
+    if problems:
+        raise DataProblems("nothing submitted; the data of these runs is not usable:\n"
+                           + "\n".join(f"  - {p}" for p in problems))
 
 
 def _select(plan: Plan, sweep_dir: Path, executor: str, retry_failed: bool,

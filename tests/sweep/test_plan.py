@@ -137,3 +137,23 @@ def test_shipped_specs_plan(spec):
 
     plan = build_plan(load_spec(ROOT / "sweeps" / f"{spec}.yaml"))
     assert plan.runs and all(r.total_flops > 0 for r in plan.runs)
+
+
+def test_launch_refuses_runs_whose_data_is_missing(tmp_path):
+    """Plan works away from the data; launch checks it first and submits nothing."""
+    from aimscale.sweep.launch import DataProblems, launch
+    from aimscale.sweep.plan import build_plan
+    from aimscale.sweep.spec import parse_spec
+
+    spec = parse_spec({
+        "name": "nodata", "sweep_dir": str(tmp_path / "sweep"),
+        "base": {"model": {"preset": "aim-tiny", "width": 32, "heads": 2, "depth": 1},
+                 "data": {"sources": [{"kind": "image-folder", "path": str(tmp_path / "no")}]},
+                 "train": {"steps": 2}},
+        "grid": {"model.depth": "1,2"},
+    })
+    plan = build_plan(spec)
+    assert len(plan.runs) == 2
+    with pytest.raises(DataProblems, match="does not exist|not found|missing"):
+        launch(plan, "local")
+    assert not (tmp_path / "sweep" / "sweep.json").exists()
