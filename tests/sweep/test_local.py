@@ -11,7 +11,8 @@ import time
 import pandas as pd
 from sweep_helpers import TINY_BASE, aimscale, status, wait_all_terminal, wait_for, write_spec
 
-BROKEN = "data.sources=[{kind:idx,path:/nonexistent/images-idx3-ubyte}]"
+# fails at run time, after launch's checks: a huge learning rate without warmup or clipping
+BROKEN = ["optim.lr=1e6", "optim.warmup_fraction=0", "optim.grad_clip=0"]
 
 
 def test_throttled_launch_then_relaunch_submits_nothing(tmp_path):
@@ -47,17 +48,17 @@ def test_throttled_launch_then_relaunch_submits_nothing(tmp_path):
 def test_failure_shows_and_retry_resubmits_only_it(tmp_path):
     sweep_dir = tmp_path / "sweep"
     base = copy.deepcopy(TINY_BASE)
-    base["train"]["steps"] = 3
+    base["train"]["steps"] = 5
     spec = write_spec(tmp_path / "s.yaml", "fail", sweep_dir, base=base,
-                      variants={"ok": [], "broken": [BROKEN]}, local={"max_parallel": 2})
+                      variants={"ok": [], "broken": BROKEN}, local={"max_parallel": 2})
     aimscale("launch", str(spec))
     st = wait_all_terminal(sweep_dir, 300)
     by_state = {r["run_id"].split("-")[0]: r for r in st["runs"]}
     assert by_state["variantok"]["state"] == "done"
     assert by_state["variantbroken"]["state"] == "failed"
-    assert "/nonexistent/images-idx3-ubyte does not exist" in by_state["variantbroken"]["error"]
+    assert "training diverged at step" in by_state["variantbroken"]["error"]
     text = aimscale("status", str(sweep_dir), check=False)
-    assert text.returncode == 1 and "error: DataError" in text.stdout
+    assert text.returncode == 1 and "training diverged" in text.stdout
     plain = json.loads(aimscale("launch", str(spec), "--json").stdout)
     assert plain["submitted"] == []  # failed runs only come back with --retry-failed
     retry = json.loads(aimscale("launch", str(spec), "--retry-failed", "--json").stdout)

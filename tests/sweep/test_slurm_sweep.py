@@ -77,17 +77,19 @@ def test_preempted_run_requeues_resumes_and_matches_its_twin(tmp_path):
 def test_failure_shows_in_status_and_retry_resubmits_only_it(tmp_path):
     sweep_dir = tmp_path / "sweep"
     base = copy.deepcopy(TINY_BASE)
-    base["train"]["steps"] = 3
+    base["train"]["steps"] = 5
+    # fails at run time, after launch's checks: a huge learning rate without warmup or clipping
+    broken = ["optim.lr=1e6", "optim.warmup_fraction=0", "optim.grad_clip=0"]
     spec = write_spec(
         tmp_path / "s.yaml", "fail", sweep_dir, base=base, resources=CPU_CLASS,
-        variants={"ok": [], "broken": ["data.sources=[{kind:idx,path:/nonexistent/idx}]"]},
+        variants={"ok": [], "broken": broken},
     )
     out = launch_json(spec)
     st = wait_all_terminal(sweep_dir, 300)
     states = {r["run_id"].split("-")[0]: r for r in st["runs"]}
     assert states["variantok"]["state"] == "done"
     assert states["variantbroken"]["state"] == "failed"
-    assert "/nonexistent/idx does not exist" in states["variantbroken"]["error"]
+    assert "training diverged at step" in states["variantbroken"]["error"]
     retry = launch_json(spec, "--retry-failed")
     assert [r.split("-")[0] for r in retry["submitted"]] == ["variantbroken"]
     assert retry["job_ids"][retry["submitted"][0]] != out["job_ids"][retry["submitted"][0]]
