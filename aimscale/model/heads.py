@@ -51,14 +51,16 @@ class LinearHead(nn.Module):
         return self.out(x)
 
 
-class MLPHead(nn.Module):
-    def __init__(self, cfg: ModelConfig, out_dim: int, order: torch.Tensor):
+class _BlocksHead(nn.Module):
+    """Linear(d -> w) -> + positions -> blocks -> LN -> Linear(w -> out); subclasses make blocks."""
+
+    def __init__(self, cfg: ModelConfig, out_dim: int, order: torch.Tensor, blocks: list):
         super().__init__()
         width = cfg.head_width
         self.proj = nn.Linear(cfg.width, width)
         pos = sincos_2d(width, cfg.grid_size)[order]  # follows the sequence order
         self.register_buffer("pos", pos, persistent=False)
-        self.blocks = nn.ModuleList(ResidualMLP(width, cfg.norm_eps) for _ in range(cfg.head_depth))
+        self.blocks = nn.ModuleList(blocks)
         self.norm = nn.LayerNorm(width, eps=cfg.norm_eps)
         self.out = nn.Linear(width, out_dim)
         self.apply(init_weights)
@@ -69,33 +71,31 @@ class MLPHead(nn.Module):
         x = self.proj(x)
         x = x + self.pos.to(x.dtype)
         for block in self.blocks:
-            x = block(x)
+            x = self._run_block(block, x, attn_mask, is_causal)
         return self.out(self.norm(x))
 
+    def _run_block(self, block, x, attn_mask, is_causal):
+        return block(x)
 
-class TransformerHead(nn.Module):
+
+class MLPHead(_BlocksHead):
+    """The paper's head: residual MLP blocks; every token is predicted on its own."""
+
     def __init__(self, cfg: ModelConfig, out_dim: int, order: torch.Tensor):
-        super().__init__()
-        width = cfg.head_width
-        self.proj = nn.Linear(cfg.width, width)
-        pos = sincos_2d(width, cfg.grid_size)[order]
-        self.register_buffer("pos", pos, persistent=False)
-        heads = transformer_head_heads(cfg)
-        self.blocks = nn.ModuleList(
-            Block(width, heads, 4.0, cfg.norm_eps) for _ in range(cfg.head_depth)
-        )
-        self.norm = nn.LayerNorm(width, eps=cfg.norm_eps)
-        self.out = nn.Linear(width, out_dim)
-        self.apply(init_weights)
+        blocks = [ResidualMLP(cfg.head_width, cfg.norm_eps) for _ in range(cfg.head_depth)]
+        super().__init__(cfg, out_dim, order, blocks)
 
-    def forward(
-        self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False
-    ) -> torch.Tensor:
-        x = self.proj(x)
-        x = x + self.pos.to(x.dtype)
-        for block in self.blocks:
-            x = block(x, attn_mask=attn_mask, is_causal=is_causal)
-        return self.out(self.norm(x))
+
+class TransformerHead(_BlocksHead):
+    """Ablation: transformer blocks that attend with the trunk's mask."""
+
+    def __init__(self, cfg: ModelConfig, out_dim: int, order: torch.Tensor):
+        heads = transformer_head_heads(cfg)
+        blocks = [Block(cfg.head_width, heads, 4.0, cfg.norm_eps) for _ in range(cfg.head_depth)]
+        super().__init__(cfg, out_dim, order, blocks)
+
+    def _run_block(self, block, x, attn_mask, is_causal):
+        return block(x, attn_mask=attn_mask, is_causal=is_causal)
 
 
 HEAD_CLASSES = {"mlp": MLPHead, "none": LinearHead, "transformer": TransformerHead}
