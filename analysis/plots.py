@@ -157,6 +157,16 @@ def _legend_below(ax) -> None:
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False, ncol=1)
 
 
+def _log_log(ax, xlabel: str, ylabel: str, title: str) -> None:
+    """Log-log axes with labels, title and readable minor tick labels."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    _log_minor_labels(ax)
+
+
 def _log_minor_labels(ax) -> None:
     """Readable tick labels on a log y axis spanning less than about a decade (plain decimals at
     1, 2, 3, 5 × 10^k instead of a lone power of ten)."""
@@ -189,12 +199,7 @@ def plot_joint(n, d, loss, fit: Fit, *, n_label: str = "parameters N",
             ax.plot(xs, pred, color=color, lw=1.2)
     if norm is not None:
         _colorbar(fig, ax, norm, d_label)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(n_label)
-    ax.set_ylabel(loss_label)
-    ax.set_title("Joint law L(N, D)")
-    _log_minor_labels(ax)
+    _log_log(ax, n_label, loss_label, "Joint law L(N, D)")
     ax.text(0.02, 0.02, law_label(fit), transform=ax.transAxes, fontsize=8.5, va="bottom")
     pred = fit.predict(n, d)
     ax2.scatter(loss, pred, s=18, color=cmap(0.35))
@@ -328,12 +333,7 @@ def plot_curves(curves: pd.DataFrame, sizes: dict, *, x: str = "images_seen", y:
         return fig
     if norm is not None:
         _colorbar(fig, ax, norm, size_label)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    _log_minor_labels(ax)
+    _log_log(ax, xlabel, ylabel, title)
     return fig
 
 
