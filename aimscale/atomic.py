@@ -52,13 +52,6 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     )
 
 
-def read_json(path: str | Path, default: Any = None) -> Any:
-    """Read a JSON file written atomically; `default` when it does not exist."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, NotADirectoryError):
-        return default
-
 
 def _fsync_dir(directory: Path) -> None:
     try:

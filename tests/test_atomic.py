@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from aimscale.atomic import atomic_write, atomic_write_json, read_json
+from aimscale.atomic import atomic_write, atomic_write_json
+from aimscale.jsonfiles import read_json
 
 
 def test_json_round_trip_and_mode(tmp_path):

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from aimscale.atomic import read_json
+from aimscale.jsonfiles import read_json, read_jsonl
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
 NON_COLUMNS = ("run_dir", "sweep_name")  # paths, not axes of the study
@@ -38,21 +38,6 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
             out[name] = value
     return out
 
-
-def read_complete_lines(path: Path) -> list[dict[str, Any]]:
-    """JSON objects of every complete line (the unterminated last one is being written)."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return []
-    rows = []
-    for line in data.split(b"\n")[:-1]:
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                continue
-    return rows
 
 
 def run_row(run_id: str, run_dir: Path, entry: dict[str, Any], state: str,
@@ -108,7 +93,7 @@ def collect(sweep_dir: str | Path, with_state: bool = True):
             run_dir = sweep_dir / run_id  # the sweep dir was moved: runs sit beside sweep.json
         state = states.get(run_id) or ("done" if (run_dir / "summary.json").exists() else "new")
         rows.append(run_row(run_id, run_dir, entry, state, manifest.get("base_config")))
-        for metric in read_complete_lines(run_dir / "metrics.jsonl"):
+        for metric in read_jsonl(run_dir / "metrics.jsonl"):
             curves.append((run_id, *(metric.get(c) for c in CURVE_COLUMNS)))
     runs = pd.DataFrame(rows)
     curves_df = pd.DataFrame(curves, columns=["run_id", *CURVE_COLUMNS])

@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from aimscale.atomic import atomic_write_json, read_json
+from aimscale.atomic import atomic_write_json
+from aimscale.jsonfiles import read_json
 from aimscale.sweep.job import TrainJob
 
 POLL_S = 0.5

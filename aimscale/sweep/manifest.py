@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from aimscale.atomic import atomic_write_json, read_json
+from aimscale.atomic import atomic_write_json
+from aimscale.jsonfiles import read_json
 
 MANIFEST = "sweep.json"
 LOCK = ".launch.lock"

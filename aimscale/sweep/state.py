@@ -8,13 +8,12 @@ A status.json older than the latest submission belongs to an earlier attempt and
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from aimscale.atomic import read_json
+from aimscale.jsonfiles import read_json, read_jsonl_tail
 from aimscale.sweep import slurm
 from aimscale.sweep.local_scheduler import pid_alive, scheduler_alive
 from aimscale.sweep.manifest import latest_attempt
@@ -74,9 +73,9 @@ def run_state(run_id: str, run_dir: str | Path, attempt: dict | None,
     detail)."""
     job_id = attempt.get("job_id") if attempt else None
     base = str(run_dir)  # plain strings: pathlib costs more than the reads over 10k runs
-    summary = _read_json(base + "/summary.json")
+    summary = read_json(base + "/summary.json")
     if summary is not None:
-        status = _read_json(base + "/status.json") or {}
+        status = read_json(base + "/status.json") or {}
         # training is done; a job that still runs is probing the run (probes are part of the job)
         state = "probing" if scheduler_view and scheduler_view[0] == "running" else "done"
         return RunState(run_id, state, summary.get("steps"), summary.get("steps"),
@@ -109,13 +108,6 @@ def run_state(run_id: str, run_dir: str | Path, attempt: dict | None,
     reason = _log_excerpt(attempt) or "the job ended without writing summary.json"
     return make("failed", f"{detail}: {reason}" if detail else reason)
 
-
-def _read_json(path: str) -> dict | None:
-    try:
-        with open(path, "rb") as handle:
-            return json.loads(handle.read())
-    except (FileNotFoundError, NotADirectoryError):
-        return None
 
 
 def _slurm_state(view: slurm.JobView | None, known: bool) -> tuple[str, str]:
@@ -169,22 +161,8 @@ def _current_status(run_dir: Path, attempt: dict | None) -> dict | None:
 
 def _last_loss(run_dir: Path) -> float | None:
     """`loss` of the last complete line of metrics.jsonl (reads only the file's end)."""
-    path = run_dir / "metrics.jsonl"
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 8192))
-            tail = handle.read()
-    except OSError:
-        return None
-    lines = tail.split(b"\n")[:-1]  # the last piece has no newline yet: half-written
-    for line in reversed(lines):
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and row.get("loss") is not None:
+    for row in reversed(read_jsonl_tail(run_dir / "metrics.jsonl")):
+        if row.get("loss") is not None:
             return float(row["loss"])
     return None
 

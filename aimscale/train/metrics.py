@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from aimscale.jsonfiles import read_jsonl
+
 METRICS_FILE = "metrics.jsonl"
 TIMING_FIELDS = ("time_s", "images_per_s", "wall_time_s")  # the only non-deterministic values
 
@@ -49,14 +51,7 @@ class MetricsWriter:
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """All complete rows of a metrics file (a torn last line from a kill is ignored)."""
-    rows = []
-    path = Path(path)
-    if not path.is_file():
-        return rows
-    for line in path.read_text().splitlines(keepends=True):
-        if line.endswith("\n"):
-            rows.append(json.loads(line))
-    return rows
+    return read_jsonl(path)
 
 
 def without_timing(row: dict[str, Any]) -> dict[str, Any]:

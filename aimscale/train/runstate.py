@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aimscale.atomic import atomic_write_json, atomic_write_text, read_json
+from aimscale.atomic import atomic_write_json, atomic_write_text
+from aimscale.jsonfiles import read_json
 
 STATUS_FILE = "status.json"
 SUMMARY_FILE = "summary.json"
