@@ -4,8 +4,9 @@ Conventions: a matmul multiply-add is 2 FLOPs; training = forward + backward = 3
 Counted: the patch conv, qkv/proj/fc1/fc2, attention QKᵀ and AV over the full K×K matrix (what a
 dense masked kernel executes; no discount for the causal/prefix mask), and every matmul of the
 prediction head on all K positions. Excluded: LayerNorms, softmax, GELU, residual adds, bias adds,
-positions, normalisation of the targets and the loss. The k-means fit of `tokens` is setup, not
-training, and is excluded too.
+positions, normalisation of the targets and the loss; so the extra LayerNorm and residual add of
+the l3m head block (`model.head_block=l3m`) add parameters but no counted FLOPs. The k-means fit
+of `tokens` is setup, not training, and is excluded too.
 
 Parameters: the trunk is what is kept for downstream use (patch conv + LN, blocks, final LN);
 `head` counts everything used in pre-training only (prediction head, and the mask token of the
@@ -59,6 +60,8 @@ def head_params(cfg: ModelConfig) -> int:
         return d * out + out + mask_token
     if cfg.head == "mlp":
         per_block = 8 * w * w + 2 * w  # fc1 w·4w + fc2 4w·w (no bias) + LN
+        if cfg.head_block == "l3m":
+            per_block += 2 * w  # LN_a of the identity attention slot
     else:  # transformer
         per_block = _block_params(w, 4 * w)
     # in-projection (bias) + blocks + final LN + out-projection (bias)

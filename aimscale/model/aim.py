@@ -62,7 +62,7 @@ class AIM(nn.Module):
         normalised patches of `images` (at most `max_patches` of them). A no-op otherwise."""
         if self.cfg.objective != "tokens":
             return
-        patches = normalize_patches(patchify(images.float().cpu(), self.cfg.patch_size))
+        patches = self._normalize(patchify(images.float().cpu(), self.cfg.patch_size))
         patches = patches.flatten(0, 1)
         if len(patches) > max_patches:
             generator = torch.Generator().manual_seed(seed)
@@ -112,7 +112,7 @@ class AIM(nn.Module):
         patches = patchify(images.float(), self.cfg.patch_size)
         if self.cfg.objective == "pixel_raw":
             return patches
-        patches = normalize_patches(patches)
+        patches = self._normalize(patches)
         if self.cfg.objective == "tokens":
             if not bool(self.codebook_fitted):
                 raise RuntimeError(
@@ -154,11 +154,14 @@ class AIM(nn.Module):
         masked = masked.to(images.device)
         x = self.trunk.embed(images, mask=masked, mask_token=self.mask_token)
         pred = self.head(self.trunk(x))  # bidirectional
-        targets = normalize_patches(patchify(images.float(), self.cfg.patch_size))
+        targets = self._normalize(patchify(images.float(), self.cfg.patch_size))
         per_patch = self._patch_loss(pred, targets)
         num_targets = batch * num_masked
         loss = (per_patch * masked).sum() / num_targets
         return {"loss": loss, "num_targets": num_targets}
+
+    def _normalize(self, patches: torch.Tensor) -> torch.Tensor:
+        return normalize_patches(patches, unbiased=self.cfg.target_var == "unbiased")
 
     def _patch_loss(self, pred: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Per-patch loss [B, N]: MSE averaged over the patch's values, or cross-entropy."""

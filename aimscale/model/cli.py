@@ -41,6 +41,8 @@ def describe(model_cfg) -> dict:
         "head": model_cfg.head,
         "head_width": model_cfg.head_width,
         "head_depth": model_cfg.head_depth,
+        "head_block": model_cfg.head_block,
+        "target_var": model_cfg.target_var,
         "trunk_params": counts.trunk,
         "head_params": counts.head,
         "total_params": counts.total,
@@ -77,14 +79,18 @@ def run(args: argparse.Namespace) -> int:
     head = (
         i["head"]
         if i["head"] == "none"
-        else (f"{i['head']} (width {i['head_width']}, depth {i['head_depth']})")
+        else (
+            f"{i['head']} (width {i['head_width']}, depth {i['head_depth']}"
+            + (f", {i['head_block']} blocks)" if i["head"] == "mlp" else ")")
+        )
     )
     rows = [
         ("model", i["name"]),
         ("image", f"{i['channels']}x{i['image_size']}x{i['image_size']}, patch {i['patch_size']}"),
         ("tokens", str(i["num_patches"])),
         ("trunk", f"width {i['width']}, depth {i['depth']}, heads {i['heads']}"),
-        ("pre-training", f"{i['attention']} attention, {i['order']} order, {i['objective']}"),
+        ("pre-training", f"{i['attention']} attention, {i['order']} order, {i['objective']}"
+         + (f" ({i['target_var']} variance)" if i["objective"] != "pixel_raw" else "")),
         ("head", head),
         ("trunk params", _count(i["trunk_params"])),
         ("head params", _count(i["head_params"])),

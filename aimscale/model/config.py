@@ -8,6 +8,8 @@ ATTENTION_MODES = ("prefix", "causal")
 ORDERS = ("raster", "spiral", "checkerboard", "random")
 HEADS = ("mlp", "none", "transformer")
 OBJECTIVES = ("pixel_norm", "pixel_raw", "tokens", "mim")
+HEAD_BLOCKS = ("l3m", "plain")
+TARGET_VARS = ("unbiased", "population")
 
 
 @dataclass
@@ -36,8 +38,14 @@ class ModelConfig:
     head: str = "mlp"
     head_width: int = 256
     head_depth: int = 2
+    # MLP-head block: `l3m` (the authors' training library: x += LN_a(x), the attention slot is
+    # an identity with its own LayerNorm, then x += MLP(LN_b(x))) or `plain` (only the second)
+    head_block: str = "l3m"
     # objective: normalised pixels (paper), raw pixels, k-means tokens + CE, masked modelling
     objective: str = "pixel_norm"
+    # variance of the per-patch target normalisation: `unbiased` (divide by n - 1: torch's
+    # default and the authors' library) or `population` (divide by n); the paper is silent
+    target_var: str = "unbiased"
     num_tokens: int = 256
     mask_ratio: float = 0.75
 
@@ -86,6 +94,8 @@ class ModelConfig:
             ("order", ORDERS),
             ("head", HEADS),
             ("objective", OBJECTIVES),
+            ("head_block", HEAD_BLOCKS),
+            ("target_var", TARGET_VARS),
         ):
             if getattr(self, key) not in allowed:
                 found.append(f"model.{key}={getattr(self, key)!r} is not one of {allowed}")

@@ -1,7 +1,10 @@
 """Prediction heads: used in pre-training only, discarded afterwards.
 
 - `MLPHead` (paper): Linear(d -> w, bias) -> + sin-cos positions of width w -> `depth` residual
-  MLP blocks x += MLP(LN(x)) (no bias, ratio 4) -> LN -> Linear(w -> out, bias).
+  MLP blocks (no bias, ratio 4) -> LN -> Linear(w -> out, bias). A block is, with
+  `model.head_block=l3m` (the authors' training library, default), a transformer block whose
+  attention slot is an identity: x += LN_a(x); x += MLP(LN_b(x)). With `plain`, only the second
+  step (2·w fewer parameters per block, a different function).
 - `LinearHead` (`head=none`): one Linear(d -> out, bias).
 - `TransformerHead` (ablation): Linear(d -> w, bias) -> + positions -> `depth` pre-norm
   transformer blocks of width w with the trunk's attention mask -> LN -> Linear(w -> out, bias).
@@ -30,12 +33,17 @@ def transformer_head_heads(cfg: ModelConfig) -> int:
 
 
 class ResidualMLP(nn.Module):
-    def __init__(self, width: int, eps: float):
+    """One MLP-head block; `identity_norm` adds the l3m step x += LN_a(x) before the MLP."""
+
+    def __init__(self, width: int, eps: float, identity_norm: bool = True):
         super().__init__()
+        self.identity_norm = nn.LayerNorm(width, eps=eps) if identity_norm else None
         self.norm = nn.LayerNorm(width, eps=eps)
         self.mlp = MLP(width, 4 * width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.identity_norm is not None:
+            x = x + self.identity_norm(x)  # the attention slot: identity(LN_a(x))
         return x + self.mlp(self.norm(x))
 
 
@@ -82,7 +90,8 @@ class MLPHead(_BlocksHead):
     """The paper's head: residual MLP blocks; every token is predicted on its own."""
 
     def __init__(self, cfg: ModelConfig, out_dim: int, order: torch.Tensor):
-        blocks = [ResidualMLP(cfg.head_width, cfg.norm_eps) for _ in range(cfg.head_depth)]
+        l3m = cfg.head_block == "l3m"
+        blocks = [ResidualMLP(cfg.head_width, cfg.norm_eps, l3m) for _ in range(cfg.head_depth)]
         super().__init__(cfg, out_dim, order, blocks)
 
 

@@ -17,12 +17,18 @@ def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     return x.reshape(batch, (height // p) * (width // p), channels * p * p)
 
 
-def normalize_patches(patches: torch.Tensor, eps: float = PATCH_NORM_EPS) -> torch.Tensor:
+def normalize_patches(
+    patches: torch.Tensor, eps: float = PATCH_NORM_EPS, unbiased: bool = True
+) -> torch.Tensor:
     """Per-patch normalisation: subtract the mean, divide by sqrt(var + eps), statistics over
-    all values of the patch (channels pooled). Population variance (the paper does not say; the
-    difference from the unbiased one is a constant factor per patch size)."""
+    all values of the patch (channels pooled).
+
+    The paper does not say which variance; the authors' training library uses the unbiased one
+    (divides by n - 1, torch's default), the default here (`model.target_var=unbiased`). The
+    population variance (divide by n) scales every target by sqrt(n / (n - 1)) up to eps: at
+    patch 14 RGB that is 588/587 on the squared error, ≈ 0.17% on the absolute loss."""
     mean = patches.mean(dim=-1, keepdim=True)
-    var = patches.var(dim=-1, keepdim=True, unbiased=False)
+    var = patches.var(dim=-1, keepdim=True, unbiased=unbiased)
     return (patches - mean) / torch.sqrt(var + eps)
 
 

@@ -19,16 +19,18 @@ from aimscale.model.positions import sincos_2d
 
 
 def init_weights(module: nn.Module) -> None:
-    """Xavier-uniform linears (the patch conv as a linear over C·p² inputs), zero biases,
-    LayerNorm weight 1 and bias 0. Apply with `model.apply(init_weights)`."""
+    """Xavier-uniform linears (the patch conv as a linear over C·p² inputs), zero linear biases,
+    LayerNorm weight 1 and bias 0. Apply with `model.apply(init_weights)`.
+
+    The patch conv's bias keeps PyTorch's default init, uniform(±1/sqrt(C·p²)), drawn when the
+    conv is built (issue 11: the form of the authors' training library, where only the conv's
+    weight is re-initialised)."""
     if isinstance(module, nn.Linear):
         nn.init.xavier_uniform_(module.weight)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, nn.Conv2d):
         nn.init.xavier_uniform_(module.weight.view(module.weight.shape[0], -1))
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)

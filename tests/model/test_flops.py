@@ -29,14 +29,24 @@ def test_paper_presets_match_the_reference_closed_form(preset):
     counts = param_counts(cfg)
     assert counts.trunk == card
     assert abs(counts.trunk - paper) / paper < 0.15  # "0.6B" is 0.68B: the card rounds down
-    # the paper's head: ~0.41B at every trunk size
+    # the paper's head: ~0.41B at every trunk size, in the authors' (l3m) form by default:
+    # in-projection, 12 blocks of LN_a + LN_b + fc1 + fc2, final LN, out-projection
+    assert (cfg.head_block, cfg.target_var) == ("l3m", "unbiased")
+    w, out = 2048, 3 * 14 * 14
+    l3m = (d * w + w) + 12 * (2 * w + 2 * w + 8 * w * w) + 2 * w + (w * out + out)
+    assert counts.head == l3m
     assert 0.40e9 < counts.head < 0.42e9
+    plain = param_counts(compose([f"model={preset}", "model.head_block=plain"]).model)
+    assert counts.head - plain.head == 49_152 == 12 * 2 * 2048
+    assert plain.trunk == counts.trunk
 
 
 @pytest.mark.parametrize(
     "overrides",
     [
         {},
+        {"head_block": "plain"},
+        {"head_depth": 3, "head_width": 40},
         {"head": "none"},
         {"head": "transformer", "head_width": 48},
         {"objective": "tokens", "num_tokens": 12},
@@ -55,6 +65,7 @@ def test_counts_equal_instantiated_parameters(tiny, overrides):
     "overrides",
     [
         {},
+        {"head_block": "plain"},
         {"attention": "causal", "order": "spiral"},
         {"head": "transformer"},
         {"head": "none", "objective": "mim"},

@@ -86,9 +86,22 @@ def test_per_patch_normalisation_pools_channels():
     values = torch.arange(8, dtype=torch.float64)
     patch = torch.cat([values, values + 10]).view(1, 1, 16)  # two channels of one patch
     out = normalize_patches(patch)
-    mean, var = patch.mean(), patch.var(unbiased=False)
+    mean = patch.mean()
+    var = ((patch - mean) ** 2).sum() / 15  # unbiased: the authors' library, torch's default
     torch.testing.assert_close(out, (patch - mean) / torch.sqrt(var + 1e-6))
+    population = normalize_patches(patch, unbiased=False)
+    var = ((patch - mean) ** 2).sum() / 16
+    torch.testing.assert_close(population, (patch - mean) / torch.sqrt(var + 1e-6))
     assert (out[..., :8] < 0).all()  # pooled statistics: channel 0 sits below the mean
     torch.testing.assert_close(out.mean(), torch.tensor(0.0, dtype=torch.float64))
     # a constant patch stays finite (the eps)
     assert torch.isfinite(normalize_patches(torch.ones(1, 1, 16))).all()
+
+
+def test_target_variance_follows_the_config(tiny):
+    images = torch.rand(2, 1, 8, 8)
+    unbiased = AIM(tiny()).targets(images)
+    population = AIM(tiny(target_var="population")).targets(images)
+    # 2x2 patches of 4 values: population targets are sqrt(4/3) larger (up to the eps)
+    torch.testing.assert_close(population, unbiased * (4 / 3) ** 0.5, rtol=1e-4, atol=1e-4)
+    assert unbiased.pow(2).sum(-1).sub(3).abs().max() < 1e-2  # sum of squares n - 1 (eps aside)

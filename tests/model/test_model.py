@@ -49,8 +49,10 @@ def test_initialisation(tiny):
     model = AIM(tiny())
     trunk = model.trunk
     assert trunk.blocks[0].attn.qkv.bias is None and trunk.blocks[0].mlp.fc2.bias is None
+    conv_bias = trunk.patch_embed.proj.bias  # PyTorch's default: uniform(±1/sqrt(C·p²))
+    assert 0.25 < conv_bias.abs().max() <= (1 / 4) ** 0.5 and conv_bias.unique().numel() == 32
     for name, param in model.named_parameters():
-        if name.endswith("bias"):
+        if name.endswith("bias") and name != "trunk.patch_embed.proj.bias":
             assert torch.count_nonzero(param) == 0, name
         elif "norm" in name:
             assert torch.all(param == 1), name
@@ -61,6 +63,25 @@ def test_initialisation(tiny):
     bound = (6 / (4 + 32)) ** 0.5
     assert conv.abs().max() <= bound and conv.abs().max() > 0.5 * bound
     assert not any("pos" in name for name, _ in model.named_parameters())  # fixed positions
+
+
+def test_l3m_head_block_is_identity_attention_then_mlp(tiny):
+    model = AIM(tiny(head_depth=2)).eval()
+    for block in model.head.blocks:  # non-trivial LayerNorm affines, so each LN is visible
+        for norm in (block.identity_norm, block.norm):
+            torch.nn.init.normal_(norm.weight)
+            torch.nn.init.normal_(norm.bias)
+    hidden = torch.randn(2, 16, 32)
+    x = model.head.proj(hidden) + model.head.pos
+    for block in model.head.blocks:
+        x = x + block.identity_norm(x)
+        x = x + block.mlp.fc2(torch.nn.functional.gelu(block.mlp.fc1(block.norm(x))))
+    expected = model.head.out(model.head.norm(x))
+    with torch.no_grad():
+        torch.testing.assert_close(model.head(hidden), expected)
+    plain = AIM(tiny(head_depth=2, head_block="plain"))
+    assert all(block.identity_norm is None for block in plain.head.blocks)
+    assert not any("identity_norm" in name for name, _ in plain.named_parameters())
 
 
 def test_param_groups_decay_only_matrices(tiny):
@@ -89,6 +110,7 @@ def test_positions_are_sincos_mae_convention(tiny):
 
 def test_invalid_config_lists_every_problem(tiny):
     with pytest.raises(ConfigError) as err:
-        AIM(tiny(width=30, heads=4, order="zigzag"))
+        AIM(tiny(width=30, heads=4, order="zigzag", head_block="deep", target_var="sample"))
     text = str(err.value)
     assert "multiple of 4" in text and "zigzag" in text and "heads=4" in text
+    assert "model.head_block='deep'" in text and "model.target_var='sample'" in text
