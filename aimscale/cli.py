@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "pre-train one AIM run (Hydra overrides, e.g. model.width=256)",
     ),
     "model": ("aimscale.model.cli", "shape, parameter counts and FLOPs of a preset (no weights)"),
-    "data": ("aimscale.data.cli", "find or obtain datasets (data fetch fashion-mnist)"),
+    "data": ("aimscale.data.cli", "find or obtain datasets, index tar shards (data fetch|index)"),
     "probe": ("aimscale.probe.cli", "frozen-trunk attentive/linear probes of a finished run"),
     "plan": (
         "aimscale.sweep.plan_cli",

@@ -157,10 +157,11 @@ def _open(kind: str, path: str | None, split: str, size: int | None) -> ImageSou
                 "root/val/<class>/...)"
             )
     elif kind == "tar-shards":
+        from aimscale.data.shard_index import is_index_dir
         from aimscale.data.tar_shards import TarShardSource, shard_paths
 
         root = _split_dir(kind, path, split)
-        if not shard_paths(root):
+        if not is_index_dir(root) and not shard_paths(root):
             raise DataError(
                 f"no tar shards match {root}; set the source's path to a directory of *.tar files "
                 "or a glob such as /data/shards/train-*.tar"

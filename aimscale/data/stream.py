@@ -5,7 +5,8 @@ Determinism (contract): the stream is a sequence of global sample positions 0, 1
 takes positions r, r + world_size, ... of them. Position p is rendered from
 - its source: `SourceSchedule(weights, seed)` (pure function of (seed, p));
 - its source-local position q (how many earlier positions chose the same source): epoch q // N_s,
-  image = subset[permutation(seed, source, epoch)[q % N_s]];
+  image = subset[permutation(seed, source, epoch)[q % N_s]], where the epoch's permutation is a
+  keyed permutation (`aimscale.data.permutation`) evaluated per position, never stored;
 - its crop and flip: a generator seeded by (seed, source, q).
 So a batch depends only on (seed, position, rank, world_size), never on timing or worker count;
 `state_dict()` is the position, the per-source counters and the skip count.
@@ -28,9 +29,10 @@ from aimscale.data.augment import PIXEL_MEAN, PIXEL_STD, crop_resize, sample_cro
 from aimscale.data.config import DataConfig
 from aimscale.data.errors import DataError
 from aimscale.data.mixture import SourceSchedule
+from aimscale.data.permutation import KeyedPermutation, derive_key
 from aimscale.data.seeding import sample_rng
 from aimscale.data.sources import ImageSource, open_source, source_label
-from aimscale.data.subsets import share, split_indices
+from aimscale.data.subsets import OrderSlice, share, split_indices
 from aimscale.model.config import ModelConfig
 
 log = logging.getLogger("aimscale.data")
@@ -45,7 +47,7 @@ class Renderer:
     """Turns (source, image index, local position) into an augmented tensor; runs in workers."""
 
     sources: list[ImageSource]
-    subsets: list[np.ndarray]
+    subsets: list[OrderSlice]
     seed: int
     size: int
     channels: int
@@ -104,20 +106,20 @@ class PretrainStream:
         self.counts = np.zeros(len(weights), dtype=np.int64)
         self.skipped = 0
         self._warned = False
-        self._perms: dict[tuple[int, int], np.ndarray] = {}
         self._pool = None
         self._prefetch = None  # (position, n, async result, counts after)
 
     # -- planning: which image and augmentation each position gets -------------------------
-    def _image_index(self, s: int, q: int) -> int:
+    def _image_indices(self, s: int, q: np.ndarray) -> np.ndarray:
+        """Image indices of source s at local positions q (int64 array)."""
         subset = self.renderer.subsets[s]
-        epoch, offset = divmod(q, len(subset))
-        perm = self._perms.get((s, epoch))
-        if perm is None:
-            self._perms = {k: v for k, v in self._perms.items() if k[0] != s}  # one epoch each
-            rng = np.random.default_rng([self.renderer.seed, _EPOCH_STREAM, s, epoch])
-            perm = self._perms[(s, epoch)] = rng.permutation(len(subset))
-        return int(subset[perm[offset]])
+        epochs, offsets = np.divmod(q, len(subset))
+        out = np.empty(len(q), dtype=np.int64)
+        for epoch in np.unique(epochs).tolist():  # one or two epochs per batch
+            rows = epochs == epoch
+            key = derive_key(self.renderer.seed, _EPOCH_STREAM, s, epoch)
+            out[rows] = subset.take(KeyedPermutation(len(subset), key).take(offsets[rows]))
+        return out
 
     def _plan(self, n: int, position: int, counts: np.ndarray):
         """This rank's tasks for the next global batch, and the counters after it."""
@@ -131,8 +133,12 @@ class PretrainStream:
             local[mask] = counts[s] + np.arange(k)
             counts[s] += k
         mine = slice(self.rank, total, self.world_size)
-        tasks = [(int(s), self._image_index(int(s), int(q)), int(q))
-                 for s, q in zip(chosen[mine], local[mine], strict=True)]
+        chosen, local = chosen[mine], local[mine]
+        images = np.empty(len(local), dtype=np.int64)
+        for s in np.unique(chosen).tolist():
+            rows = chosen == s
+            images[rows] = self._image_indices(s, local[rows])
+        tasks = list(zip(chosen.tolist(), images.tolist(), local.tolist(), strict=True))
         return tasks, counts
 
     # -- rendering ---------------------------------------------------------------------------

@@ -1,15 +1,17 @@
 """WebDataset-style tar shards: members `<key>.jpg|png` plus an optional `<key>.cls` label.
 
 The key of a member is its path up to the first dot of the file name (WebDataset's rule), so
-`a/b/x001.jpg` and `a/b/x001.cls` form one sample. Shards are indexed once (headers only, plus the
-tiny `.cls` members); an image is read by seeking to its offset, so any sample can be fetched in
-any order without unpacking.
+`a/b/x001.jpg` and `a/b/x001.cls` form one sample. An image is read by seeking to its offset, so
+any sample can be fetched in any order without unpacking. Where the shards are: their stored
+index (`aimscale data index PATH`, see `aimscale.data.shard_index`), memory-mapped; without one,
+every process scans the headers (and the tiny `.cls` members) of every shard at start-up.
 """
 
 from __future__ import annotations
 
 import glob
 import logging
+import multiprocessing
 import os
 import tarfile
 from pathlib import Path
@@ -17,9 +19,17 @@ from pathlib import Path
 import numpy as np
 
 from aimscale.data.decode import decode_image
+from aimscale.data.errors import DataError
+from aimscale.data.shard_index import (
+    IndexWriter,
+    ShardIndex,
+    default_index_dir,
+    is_index_dir,
+)
 
 log = logging.getLogger("aimscale.data")
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp")
+SCAN_HINT_SHARDS = 64  # scanning more shards than this at start-up earns a hint to index them
 
 
 def shard_paths(path: str | Path) -> list[str]:
@@ -31,29 +41,27 @@ def shard_paths(path: str | Path) -> list[str]:
 
 
 class TarShardSource:
-    """Samples of a set of uncompressed tar shards."""
+    """Samples of a set of uncompressed tar shards (`path`: a directory, a glob, or an index)."""
 
     def __init__(self, path: str | Path):
         self.path = str(path)
-        self.shards = shard_paths(path)
         self.name = f"tar-shards:{self.path}"
-        # per sample: shard index, byte offset and size of the image member
-        shard_ids: list[int] = []
-        offsets: list[int] = []
-        sizes: list[int] = []
-        labels: list[int] = []
-        for shard_id, shard in enumerate(self.shards):
-            for offset, size, label in _index_shard(shard):
-                shard_ids.append(shard_id)
-                offsets.append(offset)
-                sizes.append(size)
-                labels.append(label)
-        self.shard_ids = np.asarray(shard_ids, dtype=np.int64)
-        self.offsets = np.asarray(offsets, dtype=np.int64)
-        self.sizes = np.asarray(sizes, dtype=np.int64)
-        self.labels = np.asarray(labels, dtype=np.int64)  # -1 where a sample has no .cls
-        known = self.labels[self.labels >= 0]
-        self.class_names = [str(c) for c in range(int(known.max()) + 1)] if known.size else []
+        if is_index_dir(self.path):
+            self.index = ShardIndex.open(self.path)
+        else:
+            shards = shard_paths(self.path)
+            stored = default_index_dir(self.path)
+            if is_index_dir(stored):
+                self.index = ShardIndex.open(stored, expected=shards)
+            else:
+                if len(shards) > SCAN_HINT_SHARDS:
+                    log.info("scanning %d tar shards; `aimscale data index %s` stores the index "
+                             "once for every process and requeue", len(shards), self.path)
+                self.index = ShardIndex.from_arrays(shards, [scan_shard(s) for s in shards])
+        self.shards = self.index.shards
+        self.offsets, self.sizes = self.index.offsets, self.index.sizes
+        self.labels = self.index.labels  # -1 where a sample has no .cls
+        self.class_names = [str(c) for c in range(self.index.num_classes)]
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -61,7 +69,7 @@ class TarShardSource:
     def load(self, i: int) -> np.ndarray | None:
         size = int(self.sizes[i])
         try:
-            with open(self.shards[self.shard_ids[i]], "rb") as handle:
+            with open(self.shards[self.index.shard_of(i)], "rb") as handle:
                 handle.seek(int(self.offsets[i]))
                 data = handle.read(size)
         except OSError:
@@ -69,6 +77,38 @@ class TarShardSource:
         if len(data) != size:  # member cut off by a truncated shard
             return None
         return decode_image(data)
+
+
+def build_index(path: str | Path, out: str | Path | None = None, workers: int = 0) -> dict:
+    """Scan the shards of `path` and store their index in `out` (default: beside the shards).
+
+    Returns the index's summary (num_samples, num_shards, ...) plus its `directory`.
+    """
+    shards = shard_paths(path)
+    if not shards:
+        raise DataError(f"no tar shards match {path}; give a directory of *.tar files or a glob "
+                        "such as /data/shards/train-*.tar")
+    out = Path(out) if out is not None else default_index_dir(path)
+    writer = IndexWriter(out, source=str(path))
+    try:
+        if workers > 0:
+            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                for shard, arrays in zip(shards, pool.imap(scan_shard, shards, 4), strict=True):
+                    writer.add_shard(shard, *arrays)
+        else:
+            for shard in shards:
+                writer.add_shard(shard, *scan_shard(shard))
+    except BaseException:
+        writer.abort()
+        raise
+    return {**writer.close(), "directory": str(out)}
+
+
+def scan_shard(shard: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(offsets, sizes, labels) int64 arrays of the image samples of one shard, in member order."""
+    rows = _index_shard(shard)
+    table = np.asarray(rows, dtype=np.int64).reshape(len(rows), 3)
+    return table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy()
 
 
 def _index_shard(shard: str) -> list[tuple[int, int, int]]:
