@@ -12,8 +12,7 @@ Python list; the page cache holds one copy per node.
     index.json        written last    format, counts, shard names (relative to the index) and sizes
 
 8 bytes per sample without labels (16 GB for 2B images; 4 more with labels or uint64 offsets),
-shared by the ranks of a node through the page cache, instead
-of Python lists in every process. An index whose shards changed (names or byte sizes) is refused
+shared by the ranks of a node through the page cache, instead of Python lists in every process. An index whose shards changed (names or byte sizes) is refused
 with the command that rebuilds it.
 """
 
