@@ -62,8 +62,8 @@ def _index(args: argparse.Namespace) -> int:
             print(f"aimscale data index: {err}", file=sys.stderr)
             return 2
         except OSError as err:
-            print(f"aimscale data index: cannot write the index of {target}: {err}",
-                  file=sys.stderr)
+            print(f"aimscale data index: cannot write the index of {target}: {err}; pass "
+                  "--out DIR to store it elsewhere", file=sys.stderr)
             return 1
         print(f"{info['directory']}: {info['num_samples']:,} samples in {info['num_shards']:,} "
               f"shards ({'labelled' if info['labelled'] else 'no labels'}), "

@@ -12,8 +12,8 @@ Python list; the page cache holds one copy per node.
     index.json        written last    format, counts, shard names (relative to the index) and sizes
 
 8 bytes per sample without labels (16 GB for 2B images; 4 more with labels or uint64 offsets),
-shared by the ranks of a node through the page cache, instead of Python lists in every process. An index whose shards changed (names or byte sizes) is refused
-with the command that rebuilds it.
+shared by the ranks of a node through the page cache, instead of Python lists in every process.
+An index whose shards changed (names or byte sizes) is refused with the command that rebuilds it.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class ShardIndex:
     sizes: np.ndarray
     labels: np.ndarray
     num_classes: int
+    directory: str | None = None  # where it is stored; None: built in memory by a scan
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -81,16 +82,28 @@ class ShardIndex:
         return cls(shards, starts, joined(0, np.int64), joined(1, np.int64), labels,
                    int(known.max()) + 1 if known.size else 0)
 
+    def __reduce__(self):
+        # a stored index travels to loader workers as its directory, never as a copy of the arrays
+        if self.directory is not None:
+            return (ShardIndex.open, (self.directory, None, False))
+        return (ShardIndex, (self.shards, self.shard_starts, self.offsets, self.sizes,
+                             self.labels, self.num_classes))
+
     @classmethod
-    def open(cls, directory: str | Path, expected: list[str] | None = None) -> ShardIndex:
+    def open(cls, directory: str | Path, expected: list[str] | None = None,
+             verify: bool = True) -> ShardIndex:
         """Memory-map the index in `directory`; `expected` (the shards the source path names now)
-        must be the indexed shards. Raises DataError if it is incomplete, foreign or stale."""
+        must be the indexed shards, and (`verify`) each must have its indexed byte size. Raises
+        DataError if the index is incomplete, foreign or stale."""
         directory = Path(directory)
         try:
             meta = read_json(directory / META)
         except UnreadableFileError as err:
             raise DataError(f"{err}; rebuild the index with `aimscale data index`") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        required = ("format", "num_samples", "shards")
+        if not isinstance(meta, dict) or any(k not in meta for k in required) or (
+            meta["format"] != FORMAT
+        ):
             raise DataError(
                 f"{directory} is not an aimscale shard index of format {FORMAT}; rebuild it with "
                 "`aimscale data index PATH`"
@@ -98,12 +111,18 @@ class ShardIndex:
         shards = [os.path.normpath(os.path.join(directory.absolute(), s["path"]))
                   for s in meta["shards"]]
         fix = f"rebuild it with `aimscale data index {meta.get('source', 'PATH')}`"
-        if expected is not None and shards != [os.path.abspath(s) for s in expected]:
+        expected = None if expected is None else [os.path.abspath(s) for s in expected]
+        if expected is not None and len(expected) != len(shards):
             raise DataError(
                 f"the shard index {directory} lists {len(shards)} shards but the source now has "
-                f"{len(expected)} (or other names); {fix}"
+                f"{len(expected)}; {fix}"
             )
+        if expected is not None and shards != expected:
+            now, then = next((a, b) for a, b in zip(expected, shards, strict=True) if a != b)
+            raise DataError(f"the source's shard {now} is not the indexed {then}; {fix}")
         for shard, entry in zip(shards, meta["shards"], strict=True):
+            if not verify:
+                break
             try:
                 size = os.stat(shard).st_size
             except OSError:
@@ -126,7 +145,7 @@ class ShardIndex:
         if len(arrays["offsets"]) != n or len(arrays["shard_starts"]) != len(shards) + 1:
             raise DataError(f"the shard index {directory} is inconsistent (array lengths); {fix}")
         return cls(shards, np.asarray(arrays["shard_starts"]), arrays["offsets"], arrays["sizes"],
-                   labels, int(meta.get("num_classes", 0)))
+                   labels, int(meta.get("num_classes", 0)), str(directory))
 
 
 class IndexWriter:

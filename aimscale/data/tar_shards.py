@@ -58,10 +58,13 @@ class TarShardSource:
                     log.info("scanning %d tar shards; `aimscale data index %s` stores the index "
                              "once for every process and requeue", len(shards), self.path)
                 self.index = ShardIndex.from_arrays(shards, [scan_shard(s) for s in shards])
-        self.shards = self.index.shards
-        self.offsets, self.sizes = self.index.offsets, self.index.sizes
-        self.labels = self.index.labels  # -1 where a sample has no .cls
         self.class_names = [str(c) for c in range(self.index.num_classes)]
+
+    # views of the index, not copies: a pickled source (a loader worker's) carries only the index
+    shards = property(lambda self: self.index.shards)
+    offsets = property(lambda self: self.index.offsets)
+    sizes = property(lambda self: self.index.sizes)
+    labels = property(lambda self: self.index.labels)  # -1 where a sample has no .cls
 
     def __len__(self) -> int:
         return len(self.offsets)

@@ -145,3 +145,37 @@ def test_stream_over_an_index_resumes_exactly_and_visits_each_image_once_per_epo
     resumed.load_state_dict(first.state_dict())
     for k in range(5, 12):
         torch.testing.assert_close(resumed.next_batch(4), expected[k], rtol=0, atol=0)
+
+
+def test_a_stored_index_pickles_by_reference(tar_shards, tmp_path):
+    import pickle
+
+    from aimscale.data.shard_index import IndexWriter
+
+    root = tar_shards(n_shards=1, per_shard=3)
+    shard = str(root / "shard-0000.tar")
+    offsets, sizes, _ = scan_shard(shard)
+    writer = IndexWriter(tmp_path / "big")  # 200k samples, all pointing into the real shard
+    for _ in range(2):
+        writer.add_shard(shard, np.resize(offsets, 100_000), np.resize(sizes, 100_000))
+    writer.close()
+    stored = TarShardSource(tmp_path / "big")
+    blob = pickle.dumps(stored)  # what a spawned loader worker receives
+    assert len(blob) < 4096  # the directory, not 1.6 MB of arrays
+    copy = pickle.loads(blob)
+    assert isinstance(copy.offsets, np.memmap) and len(copy) == 200_000
+    np.testing.assert_array_equal(copy.load(100_001), stored.load(1))
+    scanned = ShardIndex.from_arrays([shard], [(np.resize(offsets, 1000),) * 3])
+    assert len(pickle.loads(pickle.dumps(scanned))) == 1000  # in memory: travels as arrays
+
+
+def test_foreign_or_renamed_shards_are_named(tar_shards, tmp_path):
+    root = tar_shards(n_shards=2, per_shard=2)
+    build_index(root)
+    (root / "shard-0001.tar").rename(root / "shard-0009.tar")
+    with pytest.raises(DataError, match=r"shard-0009.tar is not the indexed .*shard-0001.tar"):
+        TarShardSource(root)
+    (tmp_path / "fake").mkdir()
+    (tmp_path / "fake" / "index.json").write_text('{"format": 1}')
+    with pytest.raises(DataError, match="not an aimscale shard index"):
+        TarShardSource(tmp_path / "fake")
