@@ -19,6 +19,11 @@ def test_json_for_the_7b_preset(capsys):
     assert info["trunk_params"] == param_counts(cfg).trunk
     assert info["head_params"] == param_counts(cfg).head
     assert info["flops_per_image"] == flops_per_image(cfg)
+    assert (info["head_block"], info["target_var"]) == ("l3m", "unbiased")
+    assert main(["model", "aim-7b", "model.head_block=plain", "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert info["head_params"] - plain["head_params"] == 49_152
+    assert plain["flops_per_image"] == info["flops_per_image"]  # LayerNorms are not counted
 
 
 def test_overrides_and_table(capsys):
