@@ -43,7 +43,8 @@ def default_index_dir(path: str | Path) -> Path:
     if os.path.isdir(path):
         return Path(path) / INDEX_DIRNAME
     directory, pattern = os.path.split(path)
-    return Path(directory or ".") / f"{INDEX_DIRNAME}.{re.sub(r'[^A-Za-z0-9._-]', '_', pattern)}"
+    # '.' is replaced too, so the index directory never looks like a `*.tar` shard
+    return Path(directory or ".") / f"{INDEX_DIRNAME}.{re.sub(r'[^A-Za-z0-9_-]', '_', pattern)}"
 
 
 def is_index_dir(path: str | Path) -> bool:

@@ -35,9 +35,8 @@ SCAN_HINT_SHARDS = 64  # scanning more shards than this at start-up earns a hint
 def shard_paths(path: str | Path) -> list[str]:
     """The shards named by `path`: a directory (its `*.tar`) or a glob pattern, sorted."""
     path = str(path)
-    if os.path.isdir(path):
-        return sorted(glob.glob(os.path.join(path, "*.tar")))
-    return sorted(p for p in glob.glob(path) if os.path.isfile(p))
+    pattern = os.path.join(path, "*.tar") if os.path.isdir(path) else path
+    return sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
 
 
 class TarShardSource:

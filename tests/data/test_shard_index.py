@@ -80,8 +80,10 @@ def test_out_directory_glob_and_workers(tar_shards, tmp_path):
     assert len(by_dir) == 6 and by_dir.shards == shard_paths(root / "shard-000[12].tar")
     _same(by_dir.index, _scanned(root / "shard-000[12].tar"))
     info = build_index(str(root / "shard-*.tar"))  # default: beside a glob, named after it
-    assert info["directory"].endswith("aimscale-index.shard-_.tar") and info["num_samples"] == 12
+    assert info["directory"].endswith("aimscale-index.shard-__tar") and info["num_samples"] == 12
     assert isinstance(TarShardSource(str(root / "shard-*.tar")).offsets, np.memmap)
+    (root / "odd.tar").mkdir()  # a directory named like a shard is not one
+    assert len(shard_paths(root)) == 4
 
 
 def test_dataset_root_indexes_each_split(tar_shards, tmp_path, capsys):
