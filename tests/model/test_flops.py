@@ -41,6 +41,16 @@ def test_paper_presets_match_the_reference_closed_form(preset):
     assert plain.trunk == counts.trunk
 
 
+@pytest.mark.parametrize("block", ["l3m", "plain"])
+def test_paper_preset_counts_equal_the_real_modules(block):
+    cfg = compose(["model=aim-600m", f"model.head_block={block}"]).model
+    with torch.device("meta"):  # shapes only: no 4 GB of weights
+        model = AIM(cfg)
+    counts = param_counts(cfg)
+    assert counts.trunk == sum(p.numel() for p in model.trunk.parameters())
+    assert counts.head == sum(p.numel() for p in model.head.parameters())
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
