@@ -13,7 +13,8 @@ parentheses and `min`, `max`, `round`, `sqrt`, `log` (natural, or `log(x, base)`
 with `ast` and walked node by node, never `eval`ed; anything else is refused with the rule's
 name. All arithmetic is in floats; an integer setting (`train.batch_size`) must come out whole
 (use `round`). Rules cannot set `model.*` keys (the size they are computed from) nor a key that
-is also an axis. `plan` shows every computed value per run.
+an axis or a command-line override sets; they do replace the base's value. `plan` shows every
+computed value per run.
 """
 
 from __future__ import annotations
@@ -151,8 +152,9 @@ def _settings() -> dict[tuple[str, ...], bool]:
     return found
 
 
-def parse_size_rules(raw: Any, axis_keys: set[str] = frozenset()) -> tuple[list, list[str]]:
-    """Parse a `size_rules` mapping; return (rules, problems), each problem naming its rule."""
+def parse_size_rules(raw: Any, taken: set[str] = frozenset()) -> tuple[list, list[str]]:
+    """Parse a `size_rules` mapping; return (rules, problems), each problem naming its rule.
+    `taken`: keys that axes or command-line overrides set, which a rule may not override."""
     if not raw:
         return [], []
     if not isinstance(raw, dict):
@@ -170,8 +172,9 @@ def parse_size_rules(raw: Any, axis_keys: set[str] = frozenset()) -> tuple[list,
             problems.append(f"{where}: {key!r} is not a numeric setting; rules can set "
                             + ", ".join(".".join(p) for p in settings))
             continue
-        if key in axis_keys:
-            problems.append(f"{where}: {key} is also an axis; keep one of them")
+        if key in taken:
+            problems.append(f"{where}: {key} is also an axis or a command-line override; keep "
+                            "one of them")
             continue
         if isinstance(text, int | float) and not isinstance(text, bool):
             text = repr(text)

@@ -170,7 +170,8 @@ def parse_spec(raw: dict[str, Any], cli_overrides: list[str] = (), path: str | N
         if axis.key in seen:
             problems.append(f"axis {axis.key!r} appears twice (grid and zip?); vary it once")
         seen.add(axis.key)
-    spec.size_rules, rule_problems = parse_size_rules(raw.get("size_rules"), seen)
+    taken = seen | {o.split("=", 1)[0].lstrip("+~") for o in cli_plain}  # rules don't hide them
+    spec.size_rules, rule_problems = parse_size_rules(raw.get("size_rules"), taken)
     problems += rule_problems
     if problems:
         raise ConfigError(problems)

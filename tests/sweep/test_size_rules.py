@@ -83,6 +83,11 @@ def test_targets_are_checked(tmp_path):
     assert "'train.nope' is not a numeric setting" in problems[1]
     with pytest.raises(ConfigError, match="optim.lr is also an axis"):
         spec_of(tmp_path, {"optim.lr": "1e-3"}, grid={"optim.lr": [1e-3, 2e-3]})
+    raw = {"name": "t", "base": TINY_BASE, "size_rules": {"optim.lr": "1e-3"}}
+    with pytest.raises(ConfigError, match="optim.lr is also an axis or a command-line override"):
+        parse_spec(raw, ["optim.lr=5e-3"])
+    spec = parse_spec({**raw, "overrides": ["optim.lr=5e-3"]})  # the spec's own: replaced
+    assert build_plan(spec).runs[0].cfg.optim.lr == 1e-3
 
 
 def test_run_time_failures_name_the_rule_and_the_run(tmp_path):
