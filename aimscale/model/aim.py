@@ -20,6 +20,7 @@ from torch import nn
 from aimscale.model.config import ModelConfig
 from aimscale.model.heads import build_head
 from aimscale.model.masks import prefix_causal_mask, sample_prefix_lengths
+from aimscale.model.mup import apply_mup, readout_multiplier
 from aimscale.model.objectives import assign_tokens, kmeans, normalize_patches, patchify
 from aimscale.model.orders import order_permutation
 from aimscale.model.trunk import Trunk
@@ -51,6 +52,10 @@ class AIM(nn.Module):
             # fitted by `prepare`; persistent so that checkpoints carry the codebook
             self.register_buffer("codebook", torch.zeros(cfg.num_tokens, patch_dim))
             self.register_buffer("codebook_fitted", torch.tensor(False))
+        # μP (model.parametrization=mup): init rescaled here, per-parameter Adam LR factors used
+        # by `param_groups`, the head reads the trunk through `readout_mult`; all 1 otherwise
+        self.lr_mult = apply_mup(self, cfg)
+        self.readout_mult = readout_multiplier(cfg)
 
     # ---- setup -------------------------------------------------------------------------------
 
@@ -73,18 +78,18 @@ class AIM(nn.Module):
 
     def param_groups(self, weight_decay: float) -> list[dict]:
         """AdamW groups: decay on matrices and the patch conv; none on biases, norm weights and
-        the mask token (positions are buffers, never optimised)."""
-        decay, no_decay = [], []
+        the mask token (positions are buffers, never optimised). `lr_mult` scales the schedule's
+        LR per group: 1 for all but μP's hidden matrices, so the standard model has 2 groups."""
+        groups: dict[tuple[bool, float], list] = {(True, 1.0): [], (False, 1.0): []}
         for name, param in self.named_parameters():
             if not param.requires_grad:
                 continue
-            if param.ndim < 2 or name == "mask_token":
-                no_decay.append(param)
-            else:
-                decay.append(param)
+            decay = not (param.ndim < 2 or name == "mask_token")
+            groups.setdefault((decay, self.lr_mult[name]), []).append(param)
         return [
-            {"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
+            {"params": params, "weight_decay": weight_decay if decay else 0.0, "lr_mult": mult}
+            for (decay, mult), params in groups.items()
+            if params or mult == 1.0
         ]
 
     # ---- loss --------------------------------------------------------------------------------
@@ -134,7 +139,7 @@ class AIM(nn.Module):
         else:  # causal: every patch after the first is a target
             prefix = torch.ones(batch, dtype=torch.long)
             attn_mask, is_causal = None, True
-        hidden = self.trunk(x, attn_mask=attn_mask, is_causal=is_causal)
+        hidden = self._readout(self.trunk(x, attn_mask=attn_mask, is_causal=is_causal))
         pred = self.head(hidden, attn_mask=attn_mask, is_causal=is_causal)
         per_patch = self._patch_loss(pred[:, :-1], targets[:, 1:])  # [B, K-1], shift by one
         target_index = torch.arange(1, num, device=images.device)
@@ -153,7 +158,7 @@ class AIM(nn.Module):
         masked.scatter_(1, ranks[:, :num_masked], True)
         masked = masked.to(images.device)
         x = self.trunk.embed(images, mask=masked, mask_token=self.mask_token)
-        pred = self.head(self.trunk(x))  # bidirectional
+        pred = self.head(self._readout(self.trunk(x)))  # bidirectional
         targets = self._normalize(patchify(images.float(), self.cfg.patch_size))
         per_patch = self._patch_loss(pred, targets)
         num_targets = batch * num_masked
@@ -162,6 +167,10 @@ class AIM(nn.Module):
 
     def _normalize(self, patches: torch.Tensor) -> torch.Tensor:
         return normalize_patches(patches, unbiased=self.cfg.target_var == "unbiased")
+
+    def _readout(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The trunk's output as the head reads it: × 1/m under μP (skipped when 1)."""
+        return hidden if self.readout_mult == 1.0 else hidden * self.readout_mult
 
     def _patch_loss(self, pred: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Per-patch loss [B, N]: MSE averaged over the patch's values, or cross-entropy."""

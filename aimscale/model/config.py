@@ -10,6 +10,7 @@ HEADS = ("mlp", "none", "transformer")
 OBJECTIVES = ("pixel_norm", "pixel_raw", "tokens", "mim")
 HEAD_BLOCKS = ("l3m", "plain")
 TARGET_VARS = ("unbiased", "population")
+PARAMETRIZATIONS = ("standard", "mup")
 
 
 @dataclass
@@ -48,6 +49,13 @@ class ModelConfig:
     target_var: str = "unbiased"
     num_tokens: int = 256
     mask_ratio: float = 0.75
+    # width scaling (aimscale/model/mup.py): `mup` scales init, per-layer LR and the readout with
+    # width / mup_base_width, so an LR tuned at the base width transfers; at the base width it is
+    # the standard model exactly. mup_base_head_dim: set it when the sweep grows the head
+    # dimension (attention logits then scale as 1/head_dim); None keeps 1/sqrt(head_dim)
+    parametrization: str = "standard"
+    mup_base_width: int = 128
+    mup_base_head_dim: int | None = None
 
     @property
     def grid_size(self) -> int:
@@ -96,6 +104,7 @@ class ModelConfig:
             ("objective", OBJECTIVES),
             ("head_block", HEAD_BLOCKS),
             ("target_var", TARGET_VARS),
+            ("parametrization", PARAMETRIZATIONS),
         ):
             if getattr(self, key) not in allowed:
                 found.append(f"model.{key}={getattr(self, key)!r} is not one of {allowed}")
@@ -103,6 +112,12 @@ class ModelConfig:
             found.append("model.head_width must be positive and model.head_depth non-negative")
         if not 0.0 < self.mask_ratio < 1.0:
             found.append(f"model.mask_ratio must be in (0, 1), got {self.mask_ratio}")
+        if self.mup_base_width <= 0 or self.mup_base_width % 4:
+            found.append(f"model.mup_base_width must be a positive multiple of 4, got "
+                         f"{self.mup_base_width}")
+        if self.mup_base_head_dim is not None and self.mup_base_head_dim <= 0:
+            found.append(f"model.mup_base_head_dim must be positive or null, got "
+                         f"{self.mup_base_head_dim}")
         if self.objective == "tokens" and self.num_tokens < 2:
             found.append("model.num_tokens must be at least 2 for the token objective")
         return found

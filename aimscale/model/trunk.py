@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aimscale.model.config import ModelConfig
+from aimscale.model.mup import attention_scale
 from aimscale.model.positions import sincos_2d
 
 
@@ -50,9 +51,11 @@ class PatchEmbed(nn.Module):
 
 
 class Attention(nn.Module):
-    def __init__(self, width: int, heads: int):
+    """Multi-head self-attention; `scale` of the logits: None = 1/sqrt(head_dim) (μP may set it)."""
+
+    def __init__(self, width: int, heads: int, scale: float | None = None):
         super().__init__()
-        self.heads = heads
+        self.heads, self.scale = heads, scale
         self.qkv = nn.Linear(width, 3 * width, bias=False)
         self.proj = nn.Linear(width, width, bias=False)
 
@@ -62,7 +65,9 @@ class Attention(nn.Module):
         batch, tokens, width = x.shape
         qkv = self.qkv(x).view(batch, tokens, 3, self.heads, width // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, heads, K, head_dim]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, is_causal=is_causal, scale=self.scale
+        )
         return self.proj(out.transpose(1, 2).reshape(batch, tokens, width))
 
 
@@ -79,10 +84,12 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block."""
 
-    def __init__(self, width: int, heads: int, mlp_ratio: float, eps: float):
+    def __init__(
+        self, width: int, heads: int, mlp_ratio: float, eps: float, attn_scale: float | None = None
+    ):
         super().__init__()
         self.norm1 = nn.LayerNorm(width, eps=eps)
-        self.attn = Attention(width, heads)
+        self.attn = Attention(width, heads, attn_scale)
         self.norm2 = nn.LayerNorm(width, eps=eps)
         self.mlp = MLP(width, mlp_hidden(width, mlp_ratio))
 
@@ -106,8 +113,10 @@ class Trunk(nn.Module):
         self.patch_embed = PatchEmbed(cfg.channels, cfg.patch_size, cfg.width, cfg.norm_eps)
         # fixed, not a parameter: never trained, never decayed; not saved (rebuilt from the config)
         self.register_buffer("pos", sincos_2d(cfg.width, cfg.grid_size), persistent=False)
+        scale = attention_scale(cfg)
         self.blocks = nn.ModuleList(
-            Block(cfg.width, cfg.heads, cfg.mlp_ratio, cfg.norm_eps) for _ in range(cfg.depth)
+            Block(cfg.width, cfg.heads, cfg.mlp_ratio, cfg.norm_eps, scale)
+            for _ in range(cfg.depth)
         )
         self.norm = nn.LayerNorm(cfg.width, eps=cfg.norm_eps)
         self.apply(init_weights)

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from aimscale import config as C
 from aimscale.flops import forward_flops, param_counts
 from aimscale.sweep.resources import ResourceClass
+from aimscale.sweep.size_rules import size_values
 from aimscale.sweep.spec import SweepSpec
 
 
@@ -40,6 +41,7 @@ class PlannedRun:
     patches_seen: int
     total_flops: float
     gpu_hours: float
+    size_values: dict[str, Any] = field(default_factory=dict)  # computed by the size rules
 
     def summary(self) -> dict[str, Any]:
         """The JSON form used by `plan --json` and the manifest (config not included)."""
@@ -49,7 +51,7 @@ class PlannedRun:
             "head_params": self.head_params, "flops_per_image": self.flops_per_image,
             "head_flops_per_image": self.head_flops_per_image, "images_seen": self.images_seen,
             "patches_seen": self.patches_seen, "total_flops": self.total_flops,
-            "gpu_hours": self.gpu_hours,
+            "gpu_hours": self.gpu_hours, "size_values": self.size_values,
         }
 
 
@@ -168,7 +170,10 @@ def build_plan(spec: SweepSpec) -> Plan:
         bad = bad or bool(cli and chunks[-1].problems)
         # the values that did apply are still checked, so every problem shows in one go
         cfg = _with_values(base_cfg, [s for ch in chunks for s in ch.sets])
-        point_problems = _validate(cfg)
+        sized, point_problems = size_values(spec.size_rules, cfg)
+        if sized:
+            cfg = _with_values(cfg, [(tuple(k.split(".")), v) for k, v in sized.items()])
+        point_problems += _validate(cfg)
         if bad:
             problems += [f"[{label}] {p}" for p in point_problems]
             continue
@@ -207,6 +212,7 @@ def build_plan(spec: SweepSpec) -> Plan:
             flops_per_image=fpi, head_flops_per_image=head_fpi, images_seen=images,
             patches_seen=images * cfg.model.num_patches, total_flops=total,
             gpu_hours=total / (spec.cost.gpu_peak_flops * spec.cost.mfu) / 3600.0,
+            size_values=sized,
         ))
     if problems:
         raise C.ConfigError(problems)

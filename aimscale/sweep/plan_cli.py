@@ -71,6 +71,11 @@ def format_plan(plan, max_rows: int = 200) -> str:
         )
     if len(plan.runs) > max_rows:
         lines.append(f"... {len(plan.runs) - max_rows} more (use --json for all)")
+    if spec.size_rules:
+        lines += ["", "size rules:", *(f"  {r.key} = {r.text}" for r in spec.size_rules)]
+        for run in plan.runs[:max_rows]:
+            values = " ".join(f"{k}={v:.4g}" for k, v in run.size_values.items())
+            lines.append(f"{run.run_id:<44} {values}")
     lines += ["", f"{'class':<10} {'runs':>6} {'GPUs/run':>8} {'FLOPs':>10} {'GPU-hours':>12}"]
     for name, total in plan.totals().items():
         gpus = total.get("gpus_per_run", "")

@@ -7,6 +7,7 @@ overrides: [optim.lr=2e-3]              # applied to the base, before the axes
 grid: {model.width: "64,128", model.depth: "range(2,8,2)"}      # cartesian product
 zip: {model.width: [64, 128], model.heads: [2, 4]}             # advanced together
 variants: {causal: [model.attention=causal], prefix: []}       # named sets of overrides
+size_rules: {optim.lr: "3e-3 * (width / 128) ** -1"}           # values from the model size
 resources: {classes: {...}, rules: [{max_params: 2.0e8, class: small}, {class: large}]}
 cost: {gpu_peak_flops: 9.89e14, mfu: 0.4}
 probe: [{name: linear, ...}]            # run after each pre-training run
@@ -25,10 +26,11 @@ import yaml
 
 from aimscale.config import ConfigError
 from aimscale.sweep.resources import ResourcePolicy, parse_resources
+from aimscale.sweep.size_rules import SizeRule, parse_size_rules
 
 SPEC_KEYS = (
     "name", "sweep_dir", "base", "overrides", "grid", "zip", "variants", "resources", "cost",
-    "probe", "local",
+    "probe", "local", "size_rules",
 )
 
 
@@ -66,6 +68,7 @@ class SweepSpec:
     zips: list[list[Axis]] = field(default_factory=list)
     variants: dict[str, list[str]] = field(default_factory=dict)
     resources: ResourcePolicy = field(default_factory=ResourcePolicy)
+    size_rules: list[SizeRule] = field(default_factory=list)  # aimscale/sweep/size_rules.py
     cost: CostModel = field(default_factory=CostModel)
     probes: list[dict[str, Any]] = field(default_factory=list)
     local: LocalSettings = field(default_factory=LocalSettings)
@@ -167,6 +170,9 @@ def parse_spec(raw: dict[str, Any], cli_overrides: list[str] = (), path: str | N
         if axis.key in seen:
             problems.append(f"axis {axis.key!r} appears twice (grid and zip?); vary it once")
         seen.add(axis.key)
+    taken = seen | {o.split("=", 1)[0].lstrip("+~") for o in cli_plain}  # rules don't hide them
+    spec.size_rules, rule_problems = parse_size_rules(raw.get("size_rules"), taken)
+    problems += rule_problems
     if problems:
         raise ConfigError(problems)
     return spec

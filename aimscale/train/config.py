@@ -7,11 +7,18 @@ from dataclasses import dataclass, field
 PRECISIONS = ("auto", "fp32", "bf16")
 WANDB_MODES = ("offline", "online", "disabled")
 PROGRESS_MODES = ("auto", "bar", "lines", "none")
+SCHEDULES = ("cosine", "wsd")
+COOLDOWN_SHAPES = ("1-sqrt", "linear")
 
 
 @dataclass
 class OptimConfig:
-    """AdamW with linear warmup then cosine decay (the paper's recipe)."""
+    """AdamW with linear warmup, then cosine decay (the paper's recipe) or WSD.
+
+    `schedule=wsd` (warmup-stable-decay): warmup, constant at `lr`, then a cooldown to `min_lr`
+    over the last `cooldown_fraction` of the steps, shaped `1-sqrt` or `linear`
+    (see `aimscale.train.optim.lr_at`).
+    """
 
     lr: float = 1e-3
     beta1: float = 0.9
@@ -21,6 +28,9 @@ class OptimConfig:
     warmup_fraction: float = 0.025
     min_lr: float = 0.0
     grad_clip: float = 1.0
+    schedule: str = "cosine"  # cosine | wsd
+    cooldown_fraction: float = 0.2  # wsd only: share of the steps spent cooling down
+    cooldown_shape: str = "1-sqrt"  # wsd only: 1-sqrt | linear
 
     def problems(self) -> list[str]:
         found = []
@@ -32,6 +42,18 @@ class OptimConfig:
             found.append(f"optim.warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         if self.weight_decay < 0 or self.grad_clip < 0 or self.min_lr < 0:
             found.append("optim.weight_decay, optim.grad_clip and optim.min_lr must be >= 0")
+        if self.schedule not in SCHEDULES:
+            found.append(f"optim.schedule={self.schedule!r} is not one of {SCHEDULES}")
+        if self.cooldown_shape not in COOLDOWN_SHAPES:
+            found.append(f"optim.cooldown_shape={self.cooldown_shape!r} is not one of "
+                         f"{COOLDOWN_SHAPES}")
+        if not 0 <= self.cooldown_fraction <= 1:
+            found.append(f"optim.cooldown_fraction must be in [0, 1], got {self.cooldown_fraction}")
+        elif self.schedule == "wsd" and self.warmup_fraction + self.cooldown_fraction > 1:
+            found.append(
+                f"optim.warmup_fraction + optim.cooldown_fraction = "
+                f"{self.warmup_fraction + self.cooldown_fraction:g} exceeds 1; shorten one of them"
+            )
         return found
 
 
