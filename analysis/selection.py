@@ -82,7 +82,8 @@ def _plain(v):
 
 
 def key_columns(args) -> tuple[list[str], str | None]:
-    """The input columns (and the loss) whose repeats signal a mixed table, per subcommand."""
+    """The input columns (and the loss) whose repeats signal a mixed table, per subcommand;
+    for isoflop the first key is compute, grouped into budgets."""
     cmd = getattr(args, "command", None)
     loss = getattr(args, "loss", None)
     if cmd in ("fit", "backtest", "predict") and not getattr(args, "group", None):
@@ -97,38 +98,70 @@ def key_columns(args) -> tuple[list[str], str | None]:
     return [], None
 
 
-def mixing_warning(df: pd.DataFrame, keys: list[str], loss: str | None) -> str | None:
-    """A warning when several losses sit at one input point and a label column differs there."""
-    if not keys or loss is None or not set(keys + [loss]) <= set(df.columns):
-        return None
-    dup = df.duplicated(keys, keep=False)
-    if not dup.any():
-        return None
-    rep = df[dup]
-    places = rep.groupby(keys, dropna=False)
-    varying = places[loss].nunique()
-    if not (varying > 1).any():
-        return None
-    n_places = int((varying > 1).sum())
-    labels, seeds = [], []
+def _label_columns(df: pd.DataFrame, skip: list[str], text_only: bool) -> list[str]:
+    out = []
     for c in df.columns:
-        if c in keys or c == loss:
+        if c in skip:
             continue
         v = df[c]
-        numeric = pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v)
-        if numeric:
+        if pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v):
+            if text_only:
+                continue
             vals = v.dropna().to_numpy(dtype=float)
             if not np.all(vals == np.round(vals)) or np.unique(vals).size > 20:
                 continue
         elif v.nunique() > MAX_LABEL_VALUES:
             continue
-        if (places[c].nunique() > 1).mean() >= 0.5:
+        out.append(c)
+    return out
+
+
+def _varying(df: pd.DataFrame, places: pd.Series, cols: list[str]) -> tuple[list, list]:
+    """Columns that differ within at least half of the places: (labels, seed-like)."""
+    labels, seeds = [], []
+    by = df.groupby(places.to_numpy())
+    for c in cols:
+        if (by[c].nunique() > 1).mean() >= 0.5:
             (seeds if re.search(r"seed|replicate|run|id$", str(c), re.I) else labels).append(c)
+    return labels, seeds
+
+
+def mixing_warning(df: pd.DataFrame, keys: list[str], loss: str | None,
+                   budgets: bool = False) -> str | None:
+    """A warning when several losses sit at one input point (or, with ``budgets``, one compute
+    budget holds several values of a text label) and a label column differs there."""
+    if not keys or loss is None or not set(keys + [loss]) <= set(df.columns):
+        return None
+    hint = "fit each group with --group-by {0} or select one with --where"
+    if budgets:
+        from .data import numeric
+        from .isoflop import group_budgets
+
+        flops = numeric(df, keys[0])
+        ok = np.isfinite(flops) & (flops > 0)
+        if ok.sum() >= 2:
+            sub = df.loc[ok]
+            labels, _ = _varying(sub, pd.Series(group_budgets(flops[ok])),
+                                 _label_columns(sub, keys + [loss], text_only=True))
+            if labels:
+                return (f"the table mixes groups: column(s) {', '.join(map(repr, labels[:5]))} "
+                        f"take several values within one compute budget; "
+                        + hint.format(labels[0]))
+    dup = df.duplicated(keys, keep=False)
+    if not dup.any():
+        return None
+    rep = df[dup]
+    place = rep.groupby(keys, dropna=False).ngroup()
+    varying = rep.groupby(place.to_numpy())[loss].nunique()
+    if not (varying > 1).any():
+        return None
+    n_places = int((varying > 1).sum())
+    labels, seeds = _varying(rep, place, _label_columns(df, keys + [loss], text_only=False))
     where = "(" + ", ".join(keys) + ")"
     if labels:
         return (f"the table mixes groups: {n_places} points {where} carry several losses and "
-                f"column(s) {', '.join(map(repr, labels[:5]))} differ between them; fit each "
-                f"group with --group-by {labels[0]} or select one with --where")
+                f"column(s) {', '.join(map(repr, labels[:5]))} differ between them; "
+                + hint.format(labels[0]))
     if seeds:
         return None  # replicate seeds: several losses per point are expected
     return (f"{n_places} points {where} carry several different losses: if they are replicate "
@@ -144,7 +177,7 @@ def _slug(keys: dict) -> str:
 def _run_one(fn, args, frame: pd.DataFrame) -> tuple[dict, int]:
     args.frame = frame
     keys, loss = key_columns(args)
-    note = mixing_warning(frame, keys, loss)
+    note = mixing_warning(frame, keys, loss, budgets=args.command == "isoflop")
     if note:
         warnings.warn(note, FitWarning, stacklevel=2)
     out, code = fn(args)
