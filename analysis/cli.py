@@ -14,7 +14,7 @@ from pathlib import Path
 from .bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES
 from .cli_isoflop import add_isoflop_args, run_isoflop
 from .cli_two_step import add_two_step_parser, cmd_two_step
-from .data import clean_rows, load_table, numeric
+from .data import clean_rows, load_table, numeric, require_columns
 from .errors import AnalysisError, FitWarning
 from .fitting import DEFAULT_DELTA
 from .jsonio import dumps
@@ -170,8 +170,8 @@ def cmd_correlate(args) -> tuple[dict, int]:
     from .correlate import correlate
 
     df = load_rows(args)
-    df, dropped = clean_rows(df, [args.x, args.y] + ([args.group] if args.group else []),
-                             positive=[], what="correlation")
+    require_columns(df, [args.group] if args.group else [])  # run ids may be text
+    df, dropped = clean_rows(df, [args.x, args.y], positive=[], what="correlation")
     res = correlate(numeric(df, args.x), numeric(df, args.y), bootstrap=args.bootstrap,
                     seed=args.seed, level=args.level,
                     groups=df[args.group].to_numpy() if args.group else None)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 import pandas as pd
 
 from .data import clean_rows, numeric
-from .errors import AnalysisError
+from .errors import AnalysisError, FitWarning
 from .isoflop import DEFAULT_WINDOW, SIZE_RTOL, isoflop
 
 
@@ -75,6 +76,9 @@ def run_isoflop(args, df: pd.DataFrame) -> tuple[dict, int]:
     out["warnings"] = dropped + out["warnings"]
     if at:
         out["at"], out["loss_law"] = predict_at(res, at)
+        for w in dict.fromkeys(w for row in out["at"] for w in row["warnings"]):
+            out["warnings"].append(f"--at: {w}")
+            warnings.warn(f"isoflop: {w}", FitWarning, stacklevel=2)
     if not args.json:
         used = sum(b.used for b in res.budgets)
         print(f"a = {res.a:.4f} {_ci(res.a_ci)}, N* = {out['n_coefficient']:.4g}·C^a; "

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 
-from .errors import AnalysisError
+from .errors import AnalysisError, FitWarning
 from .ladder import Columns, LadderConfig, fit_ladder
 from .selection import load_rows
 
@@ -85,13 +86,17 @@ def cmd_two_step(args) -> tuple[dict, int]:
     out = lad.to_dict()
     out["predictions"] = lad.predict(ns, ds)
     for p in out["predictions"]:
-        out["warnings"] += [w for w in p["warnings"] if w not in out["warnings"]]
+        for w in p["warnings"]:
+            if w not in out["warnings"]:
+                out["warnings"].append(w)
+                warnings.warn(f"two-step: {w}", FitWarning, stacklevel=2)
     if not args.json:
         s1, s2 = lad.step1.params, out["step2"]["params"]
         print(f"step 1 on {len(lad.runs)} runs: L = {s1['E']:.4g} + {s1['A']:.4g}/N^"
               f"{s1['alpha']:.3f} + {s1['B']:.4g}/D^{s1['beta']:.3f}")
-        print(f"step 2 on {lad.n_step2} checkpoints: acc = {s2['a']:.3g}/(1+exp(-{s2['k']:.3g}"
-              f"·(L-{s2['l0']:.3g}))) + {s2['b']:.3g}, RMSE {lad.sigmoid_rmse:.3g}")
+        print(f"step 2 on {lad.n_step2} checkpoints: acc = a/(1+exp(-k·(L-l0))) + b with "
+              f"a = {s2['a']:.3g}, k = {s2['k']:.3g}, l0 = {s2['l0']:.3g}, b = {s2['b']:.3g}; "
+              f"RMSE {lad.sigmoid_rmse:.3g}")
         for p in out["predictions"]:
             iv = ("" if p["acc_lo"] is None else
                   f" [{p['task_loss_lo']:.4g}, {p['task_loss_hi']:.4g}]")

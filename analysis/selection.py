@@ -149,7 +149,7 @@ def mixing_warning(df: pd.DataFrame, keys: list[str], loss: str | None,
                         + hint.format(labels[0]))
     dup = df.duplicated(keys, keep=False)
     if not dup.any():
-        return None
+        return _text_groups(df, keys + [loss], hint)
     rep = df[dup]
     place = rep.groupby(keys, dropna=False).ngroup()
     varying = rep.groupby(place.to_numpy())[loss].nunique()
@@ -167,6 +167,19 @@ def mixing_warning(df: pd.DataFrame, keys: list[str], loss: str | None,
     return (f"{n_places} points {where} carry several different losses: if they are replicate "
             "seeds this is fine; if they come from different configurations, separate them with "
             "--group-by COL or --where EXPR")
+
+
+def _text_groups(df: pd.DataFrame, skip: list[str], hint: str) -> str | None:
+    """A text column that splits the rows into several groups of at least 3 rows each."""
+    for c in _label_columns(df, skip, text_only=True):
+        if re.search(r"seed|replicate|run|id$|status", str(c), re.I):
+            continue
+        counts = df[c].value_counts()
+        if len(counts) >= 2 and counts.min() >= 3:
+            return (f"the table mixes groups: column {c!r} splits it into {len(counts)} groups "
+                    f"({', '.join(map(str, counts.index[:5]))}) pooled into one fit; "
+                    + hint.format(c))
+    return None
 
 
 def _slug(keys: dict) -> str:

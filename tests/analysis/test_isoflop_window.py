@@ -14,7 +14,7 @@ from analysis.isoflop_at import predict_at
 from analysis.laws import compute_optimal
 
 # α ≠ β: the IsoFLOP profile in log N is far from a parabola a decade away from its minimum
-SKEWED = {"E": 1.0, "A": 400.0, "B": 4000.0, "alpha": 0.8, "beta": 0.2}
+SKEWED = {"E": 1.0, "A": 1e7, "B": 400.0, "alpha": 0.8, "beta": 0.2}
 A_TRUE = SKEWED["beta"] / (SKEWED["alpha"] + SKEWED["beta"])  # 0.2
 BUDGETS = np.logspace(18, 22, 5)
 
@@ -28,16 +28,17 @@ def n_true(c, p=SKEWED):
     return g * (c / 6) ** (p["beta"] / (p["alpha"] + p["beta"]))
 
 
-def wide_sweep(noise=0.0, seed=0):
+def wide_sweep(noise=0.0, seed=0, p=SKEWED):
     """15 sizes over 2 decades per budget, centred on the naive N ∝ C^0.5 (so the true minimum
     drifts across the grid from budget to budget, as in a fixed-rule design)."""
     rows = []
     mid = np.log10(BUDGETS).mean()
+    drift = 0.5 - p["beta"] / (p["alpha"] + p["beta"])
     for c in BUDGETS:
-        centre = n_true(c) * 10 ** (0.3 * (np.log10(c) - mid))
+        centre = n_true(c, p) * 10 ** (drift * (np.log10(c) - mid))
         for f in 10 ** np.linspace(-1, 1, 15):
             n = centre * f
-            rows.append((c, n, loss_at(n, c / (6 * n))))
+            rows.append((c, n, loss_at(n, c / (6 * n), p)))
     c, n, loss = map(np.array, zip(*rows, strict=True))
     return c, n, noisy(loss, noise, seed) if noise else loss
 

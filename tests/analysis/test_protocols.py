@@ -167,7 +167,7 @@ def test_correlate_group_resamples_whole_runs(capsys, tmp_path):
     for r in range(8):
         offset, shift = 0.05 * rng.standard_normal(), 0.3 * rng.standard_normal()
         for loss in np.linspace(2.0, 1.2, 12) + shift:
-            rows.append({"run": r, "loss": loss,
+            rows.append({"run": f"run-{r}", "loss": loss,  # text ids, as collect writes
                          "acc": 0.9 - 0.4 * loss + offset + 0.005 * rng.standard_normal()})
     path = tmp_path / "ckpt.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
