@@ -505,7 +505,9 @@ class Report:
         fig = plots.plot_isoflop(f[ok], n[ok], y[ok], res, n_label=f"{self.opts.params_label} N",
                                  loss_label=lc)
         self.doc.figure(fig, "isoflop", "IsoFLOP profiles: per budget a parabola of loss in "
-                        "log N; its minimum N* against C gives the allocation exponent a.")
+                        "log N on the 7 sizes nearest its lowest loss (a parabola over a wide "
+                        "grid biases the minimum); its minimum N* against C gives the allocation "
+                        "exponent a.")
         self.doc.p(f"a = {fmt(res.a)} {_ci(res.a_ci)}, b = 1 − a = {fmt(res.b)} {_ci(res.b_ci)}.")
         self.doc.table(pd.DataFrame([b.to_dict() for b in res.budgets]))
         self.doc.bullets(res.warnings, "warn")

@@ -201,3 +201,16 @@ def test_report_names_the_flags_and_writes_to_cwd(tmp_path, monkeypatch, capsys)
     assert not (odd.parent / "report").exists()
     text = (tmp_path / "report" / "report.md").read_text()
     assert "tokens ≈" in text and "images seen" not in text
+
+
+def test_mixing_warning_tells_replicates_from_groups():
+    from analysis.selection import mixing_warning
+
+    base = pd.DataFrame({"N": [1, 1, 2, 2, 3, 3], "D": [5] * 6,
+                         "loss": [3.0, 3.1, 2.5, 2.6, 2.2, 2.25]})
+    assert mixing_warning(base.assign(seed=[0, 1] * 3), ["N", "D"], "loss") is None
+    mixed = mixing_warning(base.assign(dataset=["web", "code"] * 3), ["N", "D"], "loss")
+    assert "mixes groups" in mixed and "--group-by dataset" in mixed
+    unknown = mixing_warning(base, ["N", "D"], "loss")
+    assert "3 points (N, D) carry several different losses" in unknown
+    assert mixing_warning(base.iloc[::2], ["N", "D"], "loss") is None  # one loss per point
