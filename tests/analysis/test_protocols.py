@@ -26,7 +26,7 @@ def run_json(capsys, argv):
 def mixed_csv(tmp_path):
     """Two configurations at the same (N, D) grid, as in a published table with several models,
     plus rows the publication excludes."""
-    n, d = chinchilla_grid(5, 5)
+    n, d = chinchilla_grid(8, 4)
     frames = []
     for name, law, seed in (("a", None, 0), ("b", OTHER, 1)):
         frames.append(pd.DataFrame({"model": name, "params": n, "tokens": d,
@@ -43,9 +43,9 @@ FIT = ["--law", "power", "--x", "params", "--loss", "loss", "--bootstrap", "20",
 def test_where_equals_a_prefiltered_table(capsys, tmp_path, mixed_csv):
     df = pd.read_csv(mixed_csv)
     pre = tmp_path / "pre.csv"
-    df[(df.model == "b") & ~df.excluded & (df.tokens == df.tokens.max())].to_csv(pre, index=False)
+    df[(df.model == "a") & ~df.excluded & (df.tokens == df.tokens.max())].to_csv(pre, index=False)
     code, filtered = run_json(capsys, ["fit", str(mixed_csv), *FIT, "--where",
-                                       "model == 'b' and not excluded and tokens == 1e12"])
+                                       "model == 'a' and not excluded and tokens == 1e12"])
     code2, direct = run_json(capsys, ["fit", str(pre), *FIT])
     assert code == code2 == 0
     assert filtered["n_points"] == direct["n_points"] == len(pd.read_csv(pre))
