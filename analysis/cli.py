@@ -12,10 +12,13 @@ import warnings
 from pathlib import Path
 
 from .bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES
-from .data import clean_rows, load_table, numeric
+from .cli_isoflop import add_isoflop_args, run_isoflop
+from .cli_two_step import add_two_step_parser, cmd_two_step
+from .data import clean_rows, load_table, numeric, require_columns
 from .errors import AnalysisError, FitWarning
 from .fitting import DEFAULT_DELTA
 from .jsonio import dumps
+from .selection import add_selection_args, load_rows, run_command
 
 
 def _common(p: argparse.ArgumentParser, bootstrap: int = DEFAULT_RESAMPLES) -> None:
@@ -28,6 +31,7 @@ def _common(p: argparse.ArgumentParser, bootstrap: int = DEFAULT_RESAMPLES) -> N
     p.add_argument("--jobs", type=int, default=None,
                    help="worker processes for the bootstrap (default: the usable cores)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_selection_args(p)
 
 
 def _law_args(p: argparse.ArgumentParser) -> None:
@@ -61,15 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("isoflop", help="IsoFLOP analysis (Approach 2)")
     _common(p)
     p.add_argument("--flops", required=True, help="compute column")
-    p.add_argument("--n", required=True, help="parameter-count column")
-    p.add_argument("--loss", required=True, help="loss column")
-    p.add_argument("--budget", help="column labelling budgets (default: group flops within 10%%)")
-    p.add_argument("--flops-per-param-token", type=float, default=6.0)
+    add_isoflop_args(p)
 
     p = sub.add_parser("correlate", help="correlate two columns (e.g. loss and accuracy)")
     _common(p)
     p.add_argument("--x", required=True, help="predictor column, e.g. the loss")
     p.add_argument("--y", required=True, help="response column, e.g. probe accuracy")
+    p.add_argument("--group", help="column of run ids: resample whole runs (rows = checkpoints)")
 
     p = sub.add_parser("backtest", help="fit below a threshold, predict above")
     _common(p, bootstrap=DEFAULT_RESAMPLES)
@@ -80,14 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="HTML + Markdown report of a runs table")
     p.add_argument("table", help="runs table (CSV or parquet)")
     p.add_argument("--curves", help="curves table with run_id, step, flops, loss, …")
-    p.add_argument("-o", "--out", default=None, help="output folder (default: report/ beside "
-                                                     "the table)")
+    p.add_argument("-o", "--out", default=None, help="output folder (default: ./report)")
+    add_selection_args(p)
     p.add_argument("--bootstrap", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=None)
     for name in ("loss", "params", "data", "flops", "accuracy"):
         p.add_argument(f"--{name}", default=None, help=f"{name} column (default: detected)")
     p.add_argument("--title", default=None)
+    add_two_step_parser(sub, _common)
     return ap
 
 
@@ -139,7 +142,7 @@ def _print_fit(fit, out) -> None:
 
 
 def cmd_fit(args) -> tuple[dict, int]:
-    df = load_table(args.table)
+    df = load_rows(args)
     names, cols = _inputs(args, df)
     if args.group:
         cols = cols + [args.group]
@@ -160,30 +163,18 @@ def cmd_fit(args) -> tuple[dict, int]:
 
 
 def cmd_isoflop(args) -> tuple[dict, int]:
-    from .isoflop import isoflop
-
-    df = load_table(args.table)
-    cols = [args.flops, args.n, args.loss] + ([args.budget] if args.budget else [])
-    df, dropped = clean_rows(df, cols, positive=[args.flops, args.n, args.loss], what="isoflop")
-    res = isoflop(numeric(df, args.flops), numeric(df, args.n), numeric(df, args.loss),
-                  budget=df[args.budget].to_numpy() if args.budget else None,
-                  k=args.flops_per_param_token, bootstrap=args.bootstrap, seed=args.seed,
-                  level=args.level)
-    out = res.to_dict()
-    out["warnings"] = dropped + out["warnings"]
-    if not args.json:
-        print(f"a = {res.a:.4f} {res.a_ci}, b = {res.b:.4f}; "
-              f"{sum(b.used for b in res.budgets)} of {len(res.budgets)} budgets used")
-    return out, 0
+    return run_isoflop(args, load_rows(args))
 
 
 def cmd_correlate(args) -> tuple[dict, int]:
     from .correlate import correlate
 
-    df = load_table(args.table)
+    df = load_rows(args)
+    require_columns(df, [args.group] if args.group else [])  # run ids may be text
     df, dropped = clean_rows(df, [args.x, args.y], positive=[], what="correlation")
     res = correlate(numeric(df, args.x), numeric(df, args.y), bootstrap=args.bootstrap,
-                    seed=args.seed, level=args.level)
+                    seed=args.seed, level=args.level,
+                    groups=df[args.group].to_numpy() if args.group else None)
     out = res.to_dict()
     out["warnings"] = dropped + out["warnings"]
     if not args.json:
@@ -203,7 +194,7 @@ def cmd_backtest(args) -> tuple[dict, int]:
     if not sep or thr is None:
         raise AnalysisError(f"--holdout-above takes COL=VALUE, e.g. total_flops=1e20; got "
                             f"{args.holdout_above!r}.")
-    df = load_table(args.table)
+    df = load_rows(args)
     names, cols = _inputs(args, df)
     df, dropped = clean_rows(df, cols + [col], positive=cols, what="backtest")
     inputs = {k: numeric(df, c) for k, c in names.items()}
@@ -226,10 +217,14 @@ def cmd_backtest(args) -> tuple[dict, int]:
 
 def cmd_report(args) -> tuple[dict, int]:
     from .report import ReportOptions, build_report
+    from .report_columns import check_mappable
 
-    runs = load_table(args.table)
+    runs = load_rows(args)
+    for note in check_mappable(runs, {"loss": args.loss, "params": args.params,
+                                      "data": args.data, "flops": args.flops}):
+        print(f"note: {note}", file=sys.stderr)
     curves = load_table(args.curves) if args.curves else None
-    out_dir = Path(args.out) if args.out else Path(args.table).resolve().parent / "report"
+    out_dir = Path(args.out) if args.out else Path("report")
     opts = ReportOptions(bootstrap=args.bootstrap, seed=args.seed, n_jobs=args.jobs,
                          loss=args.loss, params=args.params, data=args.data, flops=args.flops,
                          accuracy=args.accuracy,
@@ -240,7 +235,7 @@ def cmd_report(args) -> tuple[dict, int]:
 
 
 COMMANDS = {"fit": cmd_fit, "isoflop": cmd_isoflop, "correlate": cmd_correlate,
-            "backtest": cmd_backtest, "report": cmd_report}
+            "backtest": cmd_backtest, "report": cmd_report, "two-step": cmd_two_step}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("ignore" if as_json else "default", FitWarning)
         warnings.formatwarning = lambda m, c, *a, **k: f"warning: {m}\n"
         try:
-            out, code = COMMANDS[args.command](args)
+            out, code = run_command(COMMANDS[args.command], args)
         except AnalysisError as err:
             print(f"error: {err}", file=sys.stderr)
             if as_json:

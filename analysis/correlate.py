@@ -125,12 +125,15 @@ def _linear_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def correlate(x, y, *, bootstrap: int = 1000, seed: int | None = 0,
-              level: float = DEFAULT_LEVEL, fit_sigmoid_curve: bool = True) -> Correlation:
-    """Pearson and Spearman with bootstrap intervals (pairs resampled), linear and sigmoid fits of
-    y against x, and leave-one-out mean absolute error of each fit."""
+              level: float = DEFAULT_LEVEL, fit_sigmoid_curve: bool = True,
+              groups=None) -> Correlation:
+    """Pearson and Spearman with bootstrap intervals (pairs resampled, or whole ``groups`` such as
+    all checkpoints of a run), linear and sigmoid fits of y against x, and leave-one-out mean
+    absolute error of each fit."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     keep, dropped = valid_mask({"x": x, "y": y}, positive=False, what="correlation")
     x, y = x[keep], y[keep]
+    groups = None if groups is None else np.asarray(groups)[keep]
     n = len(x)
     if n < 3:
         raise AnalysisError(f"Correlating needs at least 3 runs with both values; got {n}.")
@@ -168,11 +171,15 @@ def correlate(x, y, *, bootstrap: int = 1000, seed: int | None = 0,
     lin_s = sig_s = None
     if bootstrap > 0:
         rng = np.random.default_rng(seed)
-        rows = rng.integers(0, n, size=(bootstrap, n))
-        xb, yb = x[rows], y[rows]
-        pb = _pearson_rows(xb, yb)
-        sb = _pearson_rows(rankdata(xb, axis=1), rankdata(yb, axis=1))
-        lin_s = _linear_rows(xb, yb)
+        if groups is None:
+            rows = rng.integers(0, n, size=(bootstrap, n))
+            xb, yb = x[rows], y[rows]
+            pb = _pearson_rows(xb, yb)
+            sb = _pearson_rows(rankdata(xb, axis=1), rankdata(yb, axis=1))
+            lin_s = _linear_rows(xb, yb)
+            counts = np.apply_along_axis(np.bincount, 1, rows, minlength=n)
+        else:
+            pb, sb, lin_s, counts = _group_resamples(x, y, groups, bootstrap, rng)
         for name, v in (("pearson", pb), ("spearman", sb), ("slope", lin_s[:, 0]),
                         ("intercept", lin_s[:, 1])):
             lo, hi = interval(v[np.isfinite(v)], level)
@@ -182,7 +189,6 @@ def correlate(x, y, *, bootstrap: int = 1000, seed: int | None = 0,
             warn.append("the correlation's interval includes 0: accuracy does not track x "
                         "in these runs, so the sigmoid has no interval")
         elif sig_params is not None:
-            counts = np.apply_along_axis(np.bincount, 1, rows, minlength=n)
             draws = [fit_sigmoid(x, y, w=c, start=sig_params) for c in counts]
             sig_s = np.array([d[0] for d in draws if d[1]])
             for j, name in enumerate(SIGMOID_PARAMS):
@@ -194,6 +200,21 @@ def correlate(x, y, *, bootstrap: int = 1000, seed: int | None = 0,
     return Correlation(n, pearson, spearman, ci, linear, sig,
                        sig["loo_mae"] if loo_model == "sigmoid" else lin_loo_mae, loo_model, level,
                        warn, lin_s, sig_s, bool(np.all((y >= 0) & (y <= 1))))
+
+
+def _group_resamples(x, y, groups, bootstrap: int, rng):
+    """Pearson, Spearman, linear fit and row counts for resamples of whole groups (runs)."""
+    labels, inverse = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(len(labels))]
+    draws = rng.integers(0, len(labels), size=(bootstrap, len(labels)))
+    pb, sb, lin, counts = [], [], [], np.zeros((bootstrap, len(x)))
+    for r, d in enumerate(draws):
+        idx = np.concatenate([members[g] for g in d])
+        pb.append(_pearson_rows(x[idx], y[idx]))
+        sb.append(_pearson_rows(rankdata(x[idx]), rankdata(y[idx])))
+        lin.append(_linear_rows(x[idx], y[idx]))
+        counts[r] = np.bincount(idx, minlength=len(x))
+    return np.array(pb), np.array(sb), np.array(lin), counts
 
 
 def two_step(fit: Fit, corr: Correlation, *inputs, model: str | None = None) -> dict:

@@ -229,7 +229,8 @@ def plot_isoflop(flops, n, loss, result, *, n_label: str = "parameters N",
         color = cmap(norm(b.flops))
         ax.scatter(n[m], loss[m], s=20, color=color, zorder=3, alpha=1.0 if b.used else 0.4)
         if b.coef is not None:
-            u = np.linspace(np.log10(n[m].min()), np.log10(n[m].max()), 60)
+            lo, hi = b.fit_range or (n[m].min(), n[m].max())  # the window it was fitted on
+            u = np.linspace(np.log10(lo), np.log10(hi), 60)
             c2, c1, c0 = b.coef
             ax.plot(10**u, c2 * u**2 + c1 * u + c0, color=color, lw=1.2,
                     ls="-" if b.used else ":")

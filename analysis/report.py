@@ -30,14 +30,17 @@ from .frontier import frontier, plan, presets_table
 from .isoflop import group_budgets, isoflop
 from .jsonio import dumps, to_jsonable
 from .plots import Series, fmt
+from .report_columns import (
+    DATA_CANDIDATES,
+    FLOP_CANDIDATES,
+    LOSS_CANDIDATES,
+    PARAM_CANDIDATES,
+    data_label,
+    params_label,
+)
+from .report_columns import pick_column as _pick
 
 DONE_STATUSES = {"done", "completed", "complete", "finished", "success", "succeeded", "ok"}
-LOSS_CANDIDATES = ("final_val_loss", "best_val_loss", "final_loss", "val_loss", "loss")
-PARAM_CANDIDATES = ("trunk_params", "params", "n_params", "parameters")
-DATA_CANDIDATES = ("images_seen", "data.num_images", "patches_seen", "tokens", "data")
-DATA_LABELS = {"images_seen": "images seen", "data.num_images": "unique training images",
-               "patches_seen": "patches seen"}
-FLOP_CANDIDATES = ("total_flops", "flops", "compute")
 PROBE_PREFERENCE = ("probe.attentive_last.top1", "probe.linear_last.top1")
 
 
@@ -61,7 +64,8 @@ class ReportOptions:
     depth: str = "model.depth"
     run_id: str = "run_id"
     curve_x: str = "images_seen"
-    data_label: str = "images seen"
+    data_label: str | None = None  # units of D; None: from the data column's name
+    params_label: str | None = None  # name of N; None: from the parameter column's name
     loss_label: str = "loss"
     title: str = "Scaling report"
     extrapolate: float = 10.0
@@ -148,23 +152,6 @@ figcaption{font-size:.88em;color:#555}.skip{color:#8a5a00;background:#fff7e6;pad
 border-left:3px solid #e0a000}.warn{color:#8a2a00}.meta{color:#555;font-size:.9em}"""
 
 
-def _pick(df: pd.DataFrame, wanted: str | None, candidates, what: str) -> str:
-    if wanted is not None:
-        if wanted not in df.columns:
-            raise AnalysisError(f"column '{wanted}' ({what}) is not in the runs table")
-        return wanted
-    # prefer a column that varies across runs: a constant one is not a scaling axis (a sweep over
-    # dataset size at fixed steps has constant images_seen but varying data.num_images)
-    usable = [c for c in candidates if c in df.columns and np.isfinite(numeric(df, c)).any()]
-    for c in usable:
-        values = numeric(df, c)
-        if np.unique(values[np.isfinite(values)]).size >= 2:
-            return c
-    if usable:
-        return usable[0]
-    raise AnalysisError(f"no {what} column (looked for {', '.join(candidates)})")
-
-
 class Report:
     """Runs the sections in order, collecting figures, tables, numbers and warnings."""
 
@@ -238,10 +225,10 @@ class Report:
     def overview(self) -> None:
         o = self.opts
         loss = self._col("loss", o.loss, LOSS_CANDIDATES, "loss")
-        self._col("params", o.params, PARAM_CANDIDATES, "parameter-count")
+        params = self._col("params", o.params, PARAM_CANDIDATES, "parameter-count")
         data = self._col("data", o.data, DATA_CANDIDATES, "data-size")
-        if data in DATA_LABELS and o.data_label == ReportOptions.data_label:
-            o.data_label = DATA_LABELS[data]
+        o.data_label = o.data_label or data_label(data)
+        o.params_label = o.params_label or params_label(params)
         self._col("flops", o.flops, FLOP_CANDIDATES, "compute")
         # Whole-run probes only: layer windows have their own section, and `_step<k>` names are
         # probes of intermediate checkpoints, whose loss is not the run's final loss.
@@ -329,7 +316,7 @@ class Report:
             rows.append((label, int(m.sum()), fit, note))
             if fit is not None:
                 self.fits.setdefault("power_n", []).append((label, fit, int(m.sum())))
-        fig = plots.plot_scaling(series, "trunk parameters N", f"{self.opts.loss_label} "
+        fig = plots.plot_scaling(series, f"{self.opts.params_label} N", f"{self.opts.loss_label} "
                                  f"({lc})", "Loss against model size", var="N",
                                  extrapolate_to=np.nanmax(n[ok]) * self.opts.extrapolate)
         self.doc.figure(fig, "loss_vs_params", "Loss against parameters, one colour per data "
@@ -373,7 +360,7 @@ class Report:
             return
         self.doc.p(f"The runs cover {k} distinct data size(s); a power law in D needs at least "
                    "3. Falling back to the learning curve of the largest model: loss against "
-                   "images seen during its training.")
+                   f"{data_label(self.opts.curve_x)} during its training.")
         self._learning_curve()
 
     def _learning_curve(self) -> None:
@@ -430,7 +417,7 @@ class Report:
             if np.isfinite(ratio).any():
                 k_factor = float(np.nanmedian(ratio))
         self.fits["k"] = k_factor
-        fig = plots.plot_joint(n[ok], d[ok], y[ok], fit, n_label="trunk parameters N",
+        fig = plots.plot_joint(n[ok], d[ok], y[ok], fit, n_label=f"{self.opts.params_label} N",
                                d_label=f"{self.opts.data_label} D", loss_label=lc)
         self.doc.figure(fig, "joint_fit", "Joint law fitted as in Hoffmann et al.: Huber "
                         f"(δ = 1e-3) on log loss, {len(fit.param_names)} parameters, L-BFGS-B "
@@ -479,7 +466,7 @@ class Report:
         fit, fnote = self._fit_1d(env["flops"].to_numpy(), env["loss"].to_numpy(), "C")
         self.fits["frontier_power"] = fit
         fig = plots.plot_frontier(curves.rename(columns={}), sizes, env, fit, ylabel=ycol,
-                                  size_label="trunk parameters",
+                                  size_label=self.opts.params_label,
                                   extrapolate_to=float(env["flops"].max()) * self.opts.extrapolate,
                                   note=fnote)
         self.doc.figure(fig, "compute_frontier", "Loss against training compute for every run "
@@ -515,10 +502,12 @@ class Report:
                 f"{sizes_per} distinct sizes; IsoFLOP needs ≥ 2 budgets with ≥ 3 sizes each")
         res = isoflop(f[ok], n[ok], y[ok], bootstrap=self.opts.bootstrap, seed=self.opts.seed,
                       level=self.opts.level, k=self.fits.get("k", 6.0))
-        fig = plots.plot_isoflop(f[ok], n[ok], y[ok], res, n_label="trunk parameters N",
+        fig = plots.plot_isoflop(f[ok], n[ok], y[ok], res, n_label=f"{self.opts.params_label} N",
                                  loss_label=lc)
         self.doc.figure(fig, "isoflop", "IsoFLOP profiles: per budget a parabola of loss in "
-                        "log N; its minimum N* against C gives the allocation exponent a.")
+                        "log N on the 7 sizes nearest its lowest loss (a parabola over a wide "
+                        "grid biases the minimum); its minimum N* against C gives the allocation "
+                        "exponent a.")
         self.doc.p(f"a = {fmt(res.a)} {_ci(res.a_ci)}, b = 1 − a = {fmt(res.b)} {_ci(res.b_ci)}.")
         self.doc.table(pd.DataFrame([b.to_dict() for b in res.budgets]))
         self.doc.bullets(res.warnings, "warn")
@@ -608,7 +597,7 @@ class Report:
         pc = self.cols.get("params")
         color = self._values(pc)[ok] if pc else None
         fig = plots.plot_correlation(x, yv, corr, xlabel=lc, ylabel=col, color=color,
-                                     color_label="trunk parameters")
+                                     color_label=self.opts.params_label)
         self.doc.figure(fig, "loss_vs_accuracy", f"{col} against {lc} across runs, with linear "
                         "and sigmoid fits (acc = a/(1+exp(−k(L−L0))) + b) and bootstrap "
                         "intervals of the correlations; LOO = leave-one-out error.")
@@ -627,12 +616,12 @@ class Report:
         sizes = dict(zip(self.runs[rid], self._values(pc), strict=True)) if (
             pc and rid in self.runs.columns) else {}
         fig = plots.plot_curves(c, sizes, x=x, y="loss", xlabel=x.replace("_", " "),
-                                ylabel="training loss", size_label="trunk parameters")
+                                ylabel="training loss", size_label=self.opts.params_label)
         self.doc.figure(fig, "training_curves", "Training loss of every run, coloured by "
                         "model size.")
         if "val_loss" in c.columns and np.isfinite(numeric(c, "val_loss")).sum() >= 2:
             fig = plots.plot_curves(c, sizes, x=x, y="val_loss", xlabel=x.replace("_", " "),
-                                    ylabel="validation loss", size_label="trunk parameters",
+                                    ylabel="validation loss", size_label=self.opts.params_label,
                                     title="Validation curves")
             self.doc.figure(fig, "validation_curves", "Validation loss at each evaluation.")
 
