@@ -19,10 +19,10 @@ from scipy.optimize import least_squares
 from .bootstrap import (
     DEFAULT_LEVEL,
     DEFAULT_RESAMPLES,
+    chunks,
     default_jobs,
     parallel_map,
     resample_weights,
-    split,
 )
 from .data import valid_mask
 from .errors import AnalysisError, FitWarning
@@ -173,7 +173,7 @@ def fit_bnsl(x, y, *, breaks: int = 1, bootstrap: int = DEFAULT_RESAMPLES, seed:
     if bootstrap > 0:
         weights = resample_weights(len(y), bootstrap, seed, groups)
         jobs = n_jobs if n_jobs is not None else (default_jobs() if bootstrap >= 50 else 1)
-        tasks = [(lx, y, weights[s], z, breaks) for s in split(bootstrap, jobs)]
+        tasks = [(lx, y, weights[s], z, breaks) for s in chunks(bootstrap)]
         parts = parallel_map(_bootstrap_task, tasks, jobs)
         zs = np.concatenate([p[0] for p in parts])
         ok = np.concatenate([p[1] for p in parts])

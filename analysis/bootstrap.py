@@ -63,7 +63,14 @@ def parallel_map(fn: Callable[[Any], Any], tasks: list, n_jobs: int | None) -> l
         return list(pool.map(fn, tasks))
 
 
-def split(n: int, parts: int) -> list[slice]:
-    """``parts`` contiguous slices covering range(n) (fewer when n is small)."""
-    edges = np.linspace(0, n, max(1, min(parts, n)) + 1).astype(int)
-    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+RESAMPLE_CHUNK = 128  # resamples solved together; fixed, so results never depend on the workers
+
+
+def chunks(n: int, size: int = RESAMPLE_CHUNK) -> list[slice]:
+    """Slices of ``size`` covering range(n): the units of bootstrap work.
+
+    A batched solver's rounding depends on what it solves together, so the batches are fixed by
+    ``n`` alone and only their distribution over worker processes depends on ``n_jobs``.
+    """
+    return [slice(a, min(a + size, n)) for a in range(0, n, size)]
+

@@ -10,10 +10,10 @@ import numpy as np
 from .bootstrap import (
     DEFAULT_LEVEL,
     DEFAULT_RESAMPLES,
+    chunks,
     default_jobs,
     parallel_map,
     resample_weights,
-    split,
 )
 from .errors import AnalysisError, FitWarning
 from .huber_lse import ALPHA_MAX, LseProblem, solve, solve_resamples
@@ -124,7 +124,7 @@ def fit_sum_of_powers(law: str, names: tuple[str, ...], param_names: tuple[str, 
         warm = sol.optima[:warm_starts]
         if n_jobs is None:  # forking costs ~0.1 s; worth it from a few hundred refits
             n_jobs = 1 if bootstrap < MIN_RESAMPLES_PER_JOB else default_jobs()
-        tasks = [(prob, weights[s], warm) for s in split(len(weights), n_jobs)]
+        tasks = [(prob, weights[s], warm) for s in chunks(len(weights))]
         parts = parallel_map(_bootstrap_task, tasks, n_jobs) if tasks else []
         raw = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, prob.n_params))
         ok = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, bool)
