@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,9 @@ class Fit:
     inputs: tuple[str, ...] = ()
     input_range: dict[str, tuple[float, float]] = field(default_factory=dict)
     seed: int | None = 0
+    objective_name: str = "huber"
+    sigma: float | None = None  # residual scale of the Huber-likelihood (huber-mle) objective
+    pi_model: Any = None  # intervals.PredictionModel once calibrated
 
     @property
     def params(self) -> dict[str, float]:
@@ -65,6 +69,13 @@ class Fit:
             return {}
         lo, hi = interval(self.samples, self.level)
         return {k: (float(a), float(b)) for k, a, b in zip(self.param_names, lo, hi, strict=True)}
+
+    def se(self) -> dict[str, float]:
+        """Bootstrap standard error of every parameter (empty without a bootstrap)."""
+        if self.samples is None or len(self.samples) < 2:
+            return {}
+        sd = np.nanstd(self.samples, axis=0, ddof=1)
+        return {k: float(v) for k, v in zip(self.param_names, sd, strict=True)}
 
     def predict(self, *inputs) -> np.ndarray:
         """Point prediction of the loss at ``inputs`` (arrays, in the law's input order)."""
@@ -120,6 +131,14 @@ class Fit:
             out[name] = (float(lo), float(hi))
         return out
 
+    def derived_se(self) -> dict[str, float]:
+        if self.law != "chinchilla" or self.samples is None or len(self.samples) < 2:
+            return {}
+        s = self.samples
+        vals = laws.compute_optimal(s[:, 1], s[:, 2], s[:, 3], s[:, 4])
+        return {n: float(np.std(v[np.isfinite(v)], ddof=1))
+                for n, v in zip(("a", "b", "G"), vals, strict=True)}
+
     def to_dict(self) -> dict:
         """JSON-ready summary in the shape of ``python -m analysis fit --json``."""
         out = {
@@ -128,10 +147,12 @@ class Fit:
             "inputs": list(self.inputs),
             "params": self.params,
             "ci": {k: list(v) for k, v in self.ci().items()},
+            "se": self.se(),
             "level": self.level,
             "n_resamples": self.n_resamples,
             "n_failed_resamples": self.n_failed_resamples,
             "objective": self.objective,
+            "objective_name": self.objective_name,
             "converged": self.converged,
             "message": self.message,
             "rmse": self.gof.rmse,
@@ -144,5 +165,10 @@ class Fit:
         if self.law == "chinchilla":
             co = self.derived()
             co["ci"] = {k: list(v) for k, v in self.derived_ci().items()}
+            co["se"] = self.derived_se()
             out["compute_optimal"] = co
+        if self.sigma is not None:
+            out["sigma"] = self.sigma
+        if self.pi_model is not None:
+            out["pi_model"] = self.pi_model.to_dict()
         return out
