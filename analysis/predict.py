@@ -10,13 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import AnalysisError
-from .fit_joint import fit_joint, joint_grid
+from .fit_joint import fit_joint, starts_near
 from .intervals import PredictionModel, build_model, predict
 from .result import Fit
 
-# Starts for the nested refits: the full fit's optimum plus a coarse grid (675 points).
-NESTED_GRID = {"alpha": (0.25, 0.5, 1.0), "beta": (0.25, 0.5, 1.0), "e": (-1.0, 0.0, 1.0),
-               "a": (0.0, 5.0, 10.0, 15.0, 20.0), "b": (0.0, 5.0, 10.0, 15.0, 20.0)}
 LAWS = ("chinchilla", "power", "bnsl")
 
 
@@ -48,14 +45,6 @@ def fit_law(law: str, inputs: list[np.ndarray], loss: np.ndarray, *, names: tupl
     raise AnalysisError(f"Unknown law {law!r}; use {', '.join(LAWS)}.")
 
 
-def _starts(fit: Fit) -> np.ndarray:
-    """Raw joint-law starts [e, a, α, b, β]: the fit's optimum first, then a coarse grid."""
-    p = fit.params
-    floor = 1e-6 * max(p["E"], 1e-3)
-    best = [np.log(max(p["E"], floor)), np.log(p["A"]), p["alpha"], np.log(p["B"]), p["beta"]]
-    return np.vstack([np.array(best)[None, :], joint_grid(NESTED_GRID)])
-
-
 def calibrated(law: str, inputs: list[np.ndarray], loss: np.ndarray, fit: Fit,
                **kw) -> PredictionModel:
     """The prediction-error model of ``fit`` (fitted with ``kw``) on its data; also stored on
@@ -66,7 +55,7 @@ def calibrated(law: str, inputs: list[np.ndarray], loss: np.ndarray, fit: Fit,
                                                      "level", "grid", "objective")}
     names = tuple(fit.inputs) or tuple(f"x{i}" for i in range(len(inputs)))
     if law == "chinchilla":
-        base["grid"] = _starts(fit)
+        base["grid"] = starts_near(fit)
 
     def refit(mask: np.ndarray) -> Fit:
         import warnings
