@@ -60,10 +60,18 @@ def calibrated(law: str, inputs: list[np.ndarray], loss: np.ndarray, fit: Fit,
     def refit(mask: np.ndarray) -> Fit:
         import warnings
 
+        extra = {}
+        if law == "power":  # the full fit's optimum and the data-adapted starts
+            from .fit_power import power_grid
+
+            p = fit.params
+            best = [np.log(max(p["E"], 1e-9)), np.log(p["A"]), p["alpha"]]
+            floor = base.get("floor", True)
+            extra["grid"] = np.vstack([best, power_grid(inputs[0][mask], loss[mask], floor)[:54]])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return fit_law(law, [v[mask] for v in inputs], loss[mask], names=names,
-                           bootstrap=0, **base)
+                           bootstrap=0, **base, **extra)
 
     model = build_model(law, inputs, loss, fit, refit)
     fit.pi_model = model
