@@ -44,7 +44,7 @@ from scipy.stats import norm
 
 from .bootstrap import interval
 from .errors import AnalysisError
-from .result import Fit
+from .result import CI_METHOD, Fit
 
 DEFAULT_PREDICT_LEVEL = 0.9
 NESTED_FRACTIONS = (0.4, 0.5, 0.6, 0.7, 0.8)
@@ -52,7 +52,7 @@ MIN_REPLICATE_DF = 3
 FAR_DECADES = 1.0  # beyond this, a prediction comes with a warning
 N_DRAWS = 4000
 
-CI_METHOD = "percentile bootstrap over runs (parameter uncertainty only)"
+__all__ = ["CI_METHOD", "PI_METHOD", "PredictionModel", "build_model", "predict"]
 PI_METHOD = ("bootstrap over runs × log-normal error with variance σ_noise² + (κ·t)², t = decades "
              "beyond the fitted range, κ from nested backtests inside the training set")
 

@@ -10,6 +10,8 @@ import numpy as np
 from . import laws
 from .bootstrap import interval
 
+CI_METHOD = "percentile bootstrap over runs (parameter uncertainty only)"
+
 
 @dataclass
 class Goodness:
@@ -91,9 +93,12 @@ class Fit:
         """(prediction, lo, hi) at ``inputs``.
 
         kind="ci": interval of the fitted curve (parameter uncertainty only).
-        kind="pi": interval for a new observation: each bootstrap prediction times exp(a residual
-        drawn from the fit's log residuals), so run-to-run scatter is included.
-        lo/hi are None without a bootstrap (for "pi" the residuals alone are used then).
+        kind="pi": interval for a new observation. With a prediction-error model
+        (``pi_model``, see ``intervals``) it includes noise and extrapolation error; without one,
+        as kind="pi_residuals".
+        kind="pi_residuals": each bootstrap prediction times exp(a residual drawn from the fit's
+        log residuals), so run-to-run scatter is included but not extrapolation error.
+        lo/hi are None without a bootstrap (for "pi_residuals" the residuals alone are used then).
         """
         pred = self.predict(*inputs)
         samples = self.predict_samples(*inputs)
@@ -102,8 +107,14 @@ class Fit:
                 return pred, None, None
             lo, hi = interval(samples, self.level)
             return pred, lo, hi
-        if kind != "pi":
-            raise ValueError("kind must be 'ci' or 'pi'")
+        if kind == "pi" and self.pi_model is not None:
+            from .intervals import predict
+
+            rows = predict(self, self.pi_model, list(map(np.atleast_1d, inputs)), self.level,
+                           self.seed if seed is None else seed)
+            return pred, np.array([r.pi[0] for r in rows]), np.array([r.pi[1] for r in rows])
+        if kind not in ("pi", "pi_residuals"):
+            raise ValueError("kind must be 'ci', 'pi' or 'pi_residuals'")
         rng = np.random.default_rng(self.seed if seed is None else seed)
         base = pred[None, :] if samples is None else samples
         reps = max(1, 2000 // base.shape[0])
@@ -169,6 +180,9 @@ class Fit:
             out["compute_optimal"] = co
         if self.sigma is not None:
             out["sigma"] = self.sigma
+        if self.n_resamples:
+            out["ci_method"] = CI_METHOD
         if self.pi_model is not None:
+            out["pi_method"] = self.pi_model.to_dict()["method"]
             out["pi_model"] = self.pi_model.to_dict()
         return out

@@ -137,7 +137,7 @@ def test_pi_covers_a_misspecified_power_law_beyond_the_range_where_the_bootstrap
             bt = backtest("power", {"x": x}, y, x, 10**8.6, column="x", bootstrap=100,
                           seed=seed, n_jobs=1, level=0.9)
         obs = np.array([p["observed"] for p in bt.predictions])
-        _, lo, hi = bt.fit.predict_interval(x[x > 10**8.6], kind="pi")  # bootstrap + residuals
+        _, lo, hi = bt.fit.predict_interval(x[x > 10**8.6], kind="pi_residuals")
         hits_old += list((obs >= lo) & (obs <= hi))
         hits_new += [p["pi"][0] <= p["observed"] <= p["pi"][1] for p in bt.predictions]
         widths.append(bt.median_pi_halfwidth_pct)

@@ -45,7 +45,7 @@ def score(bt, n_test, d_test):
     pred = np.array([p["predicted"] for p in bt.predictions])
     np.testing.assert_allclose(pred, bt.fit.predict(n_test, d_test), rtol=1e-12)  # unchanged
     new = [p["pi"][0] <= p["observed"] <= p["pi"][1] for p in bt.predictions]
-    _, lo, hi = bt.fit.predict_interval(n_test, d_test, kind="pi")  # bootstrap + residuals
+    _, lo, hi = bt.fit.predict_interval(n_test, d_test, kind="pi_residuals")
     return new, list((obs >= lo) & (obs <= hi)), bt.median_pi_halfwidth_pct
 
 
