@@ -130,7 +130,7 @@ def backtest_split(law: str, inputs: dict[str, np.ndarray], loss: np.ndarray, te
         fit.pi_model.notes) else [])
     far = [r.decades_beyond for r in rows_p if r.warnings]
     if far:
-        warn.append(f"{len(far)} of {len(rows_p)} held-out runs lie more than 1 decade beyond the "
+        warn.append(f"{len(far)} of {len(rows_p)} held-out runs lie a decade or more beyond the "
                     f"fitted range (up to {max(far):.2g}): their intervals rest on an "
                     "extrapolated error model")
     if not has_ci:

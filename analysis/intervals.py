@@ -29,8 +29,10 @@ distance follows the observation that extrapolation error grows with the ratio o
 largest fitted model (Choshen, Zhang & Andreas 2025, "A Hitchhiker's Guide to Scaling Law
 Estimation"); the nested "fit small, predict the next" protocol is the one the reference
 recommends for calibrating on extrapolation. The nested fits have fewer runs than the full fit, so
-κ errs on the wide side. Predictions more than a decade beyond the fitted range carry a warning:
-no data inside the range can vouch for the law's form that far out.
+κ errs on the wide side. Split-conformal enters as a check only: when the level-quantile of the
+nested scores |r_j|/sd_j exceeds the Gaussian quantile (heavier tails than the model), the error
+term is widened by that ratio. Predictions a decade or more beyond the fitted range carry a
+warning: no data inside the range can vouch for the law's form that far out.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from .result import CI_METHOD, Fit
 DEFAULT_PREDICT_LEVEL = 0.9
 NESTED_FRACTIONS = (0.4, 0.5, 0.6, 0.7, 0.8)
 MIN_REPLICATE_DF = 3
-FAR_DECADES = 1.0  # beyond this, a prediction comes with a warning
+FAR_DECADES = 1.0  # from this far out, a prediction comes with a warning
 N_DRAWS = 4000
 
 __all__ = ["CI_METHOD", "PI_METHOD", "PredictionModel", "build_model", "predict"]
@@ -286,9 +288,9 @@ def predict(fit: Fit, model: PredictionModel, inputs: list[np.ndarray], level: f
     out = []
     for j in range(len(pred)):
         w = []
-        if t[j] > FAR_DECADES:
-            w.append(f"this target lies {t[j]:.2g} decades beyond the fitted range (more than "
-                     f"{FAR_DECADES:g}): the interval is an error model extrapolated from "
+        if t[j] >= FAR_DECADES - 0.005:
+            w.append(f"this target lies {t[j]:.2g} decades beyond the fitted range (a decade or "
+                     "more): the interval is an error model extrapolated from "
                      f"backtests that reached {model.max_backtest_decades:.2g} decades, and the "
                      "law's form is unverified this far out (a published fit of budgets ≤ 1e21 "
                      "missed the 1e22 optimum by 34%)")

@@ -216,3 +216,23 @@ def test_falling_curve_of_the_wrong_form_is_not_called_flat():
     assert not fit.flat
     assert not any("flat" in w for w in fit.warnings)
     assert any("falls clearly" in w and "does not fit" in w for w in fit.warnings)
+
+
+def test_a_decade_beyond_the_fitted_budgets_gets_an_interval_and_a_warning(capsys, tmp_path):
+    """The Llama-style case: budgets ≤ 1e21 fitted, the 1e22 loss predicted."""
+    c = np.logspace(18, 21, 10)
+    path = tmp_path / "c.csv"
+    pd.DataFrame({"C": c, "L": noisy(1.8 + 2e3 * c**-0.15, 0.005, 3)}).to_csv(path, index=False)
+    code, out = run_json(capsys, ["predict", str(path), "--law", "power", "--x", "C", "--loss",
+                                  "L", "--at", "x=1e22", "--bootstrap", "100", "--jobs", "1"])
+    p = out["predictions"][0]
+    assert code == 0 and p["extrapolation_decades"] == pytest.approx(1.0)
+    assert p["pi"][0] < p["loss"] < p["pi"][1] and p["ci"][0] < p["loss"] < p["ci"][1]
+    assert p["pi"][1] - p["pi"][0] > p["ci"][1] - p["ci"][0]
+    assert "a decade or more" in p["warnings"][0]
+
+
+def test_huber_mle_is_for_the_joint_law_only(capsys, power_csv):
+    code = main(["fit", str(power_csv), "--law", "power", "--x", "params", "--loss", "loss",
+                 "--objective", "huber-mle"])
+    assert code == 2 and "joint law only" in capsys.readouterr().err
