@@ -168,7 +168,7 @@ def cmd_predict(args) -> tuple[dict, int]:
             where = ", ".join(f"{k}={p[k]:.3g}" for k in ("N", "D", "x") if k in p)
             ci = "" if p["ci"] is None else f"  ci [{fmt(p['ci'][0], 4)}, {fmt(p['ci'][1], 4)}]"
             print(f"{where}: loss {fmt(p['loss'], 4)}{ci}  pi [{fmt(p['pi'][0], 4)}, "
-                  f"{fmt(p['pi'][1], 4)}] ({pct}; {p['extrapolation_decades']:.2g} decades "
+                  f"{fmt(p['pi'][1], 4)}] ({pct}; {p['extrapolation_decades']:.2g} decade(s) "
                   "beyond the fitted range)")
         for w in out["warnings"]:
             print(f"warning: {w}", file=sys.stderr)

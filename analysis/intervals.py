@@ -289,7 +289,8 @@ def predict(fit: Fit, model: PredictionModel, inputs: list[np.ndarray], level: f
     for j in range(len(pred)):
         w = []
         if t[j] >= FAR_DECADES - 0.005:
-            w.append(f"this target lies {t[j]:.2g} decades beyond the fitted range (a decade or "
+            unit = "decade" if abs(t[j] - 1) < 0.05 else "decades"
+            w.append(f"this target lies {t[j]:.2g} {unit} beyond the fitted range (a decade or "
                      "more): the interval is an error model extrapolated from "
                      f"backtests that reached {model.max_backtest_decades:.2g} decades, and the "
                      "law's form is unverified this far out (a published fit of budgets ≤ 1e21 "
