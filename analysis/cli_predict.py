@@ -170,7 +170,7 @@ def cmd_predict(args) -> tuple[dict, int]:
             print(f"{where}: loss {fmt(p['loss'], 4)}{ci}  pi [{fmt(p['pi'][0], 4)}, "
                   f"{fmt(p['pi'][1], 4)}] ({pct}; {p['extrapolation_decades']:.2g} decade(s) "
                   "beyond the fitted range)")
-        for w in out["warnings"]:
+        for w in out["warnings"][len(dropped) + len(fit.warnings):]:  # the rest printed already
             print(f"warning: {w}", file=sys.stderr)
     return out, 0 if fit.converged else 1
 
@@ -181,6 +181,7 @@ def plans(fit, budgets: list[float], k: float, aimscale: bool) -> tuple[list[dic
     AIM preset only for tables written by aimscale."""
     from .frontier import plan
     from .intervals import predict
+    from .laws import optimal_allocation
 
     rows, warn = [], []
     for c in budgets:
@@ -193,6 +194,10 @@ def plans(fit, budgets: list[float], k: float, aimscale: bool) -> tuple[list[dic
                         fit.level, fit.seed)[0]
             d.update(loss_pi=list(p.pi), loss_pi_se=p.pi_se, loss_ci_se=p.ci_se,
                      extrapolation_decades=p.decades_beyond, level=fit.level)
+        if fit.n_resamples > 1:
+            s = fit.samples
+            ns, ds = optimal_allocation(c, s[:, 1], s[:, 2], s[:, 3], s[:, 4], k)
+            d.update(n_se=float(np.nanstd(ns, ddof=1)), d_se=float(np.nanstd(ds, ddof=1)))
             warn += [f"plan for C = {c:.3g}: {w}" for w in p.warnings]
         rows.append(d)
     return rows, warn

@@ -65,6 +65,8 @@ def test_pi_coverage_on_misspecified_joint_sweeps():
             old += b
             widths.append(w)
     cov, cov_old = float(np.mean(hits)), float(np.mean(old))
+    print(f"misspecified sweeps: {len(hits)} held-out runs, coverage of the {LEVEL:g} pi {cov:.3f} "
+          f"(bootstrap + residuals: {cov_old:.3f}), median half-width {np.median(widths):.2f}%")
     assert 0.80 <= cov <= 0.94, (cov, cov_old)
     assert cov > cov_old + 0.05, (cov, cov_old)
     assert np.median(widths) <= 4.0, widths
@@ -90,5 +92,7 @@ def test_pi_coverage_on_the_project_sweep_with_replicate_seeds():
         assert bt.fit.pi_model.sigma_replicates == pytest.approx(0.01, rel=0.3)
         hits += [p["pi"][0] <= p["observed"] <= p["pi"][1] for p in bt.predictions]
         widths.append(bt.median_pi_halfwidth_pct)
+    print(f"project sweep: {len(hits)} held-out runs, coverage {np.mean(hits):.3f}, median "
+          f"half-width {np.median(widths):.2f}%")
     assert 0.80 <= np.mean(hits) <= 1.0, np.mean(hits)
     assert np.median(widths) <= 4.0, widths
