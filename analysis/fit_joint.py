@@ -59,9 +59,9 @@ def fit_joint(n, d, loss, *, delta: float = DEFAULT_DELTA, reduction: str = "sum
                              level=level, n_jobs=n_jobs, groups=groups, dropped=dropped)
 
 
-# Starts for refits near a known optimum: that optimum first, then a coarse grid (675 points).
-NEAR_GRID = {"alpha": (0.25, 0.5, 1.0), "beta": (0.25, 0.5, 1.0), "e": (-1.0, 0.0, 1.0),
-             "a": (0.0, 5.0, 10.0, 15.0, 20.0), "b": (0.0, 5.0, 10.0, 15.0, 20.0)}
+# Starts for refits near a known optimum: that optimum first, then a coarse grid (32 points).
+NEAR_GRID = {"alpha": (0.3, 0.7), "beta": (0.3, 0.7), "e": (-0.5, 0.5), "a": (5.0, 15.0),
+             "b": (5.0, 15.0)}
 
 
 def starts_near(fit: Fit) -> np.ndarray:

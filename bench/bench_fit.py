@@ -97,7 +97,8 @@ def main() -> None:
     print(f"ours: grid fit (4,500 starts) {t_grid:.2f} s; grid fit + {args.resamples} bootstrap "
           f"resamples + prediction-error model ({model.n_backtests} nested refits, {t_pi:.2f} s) "
           f"{t_total:.2f} s  (target ≤ 60 s on 2 cores, goal 10 s)")
-    print(f"      90% pi at N=1e11, D=1e13 (1 decade beyond): {pis[0].pi}, κ = "
+    print(f"      90% pi at N=1e11, D=1e13 ({pis[0].decades_beyond:.2g} decades beyond): "
+          f"{pis[0].pi}, κ = "
           f"{model.kappa:.3g}/decade, σ_noise {model.sigma_noise:.3g}")
     print(f"      alpha {p['alpha']:.4f} {fit_b.ci()['alpha']}, beta {p['beta']:.4f} "
           f"{fit_b.ci()['beta']}, failed resamples {fit_b.n_failed_resamples}")
