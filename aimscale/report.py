@@ -1,8 +1,9 @@
 """`aimscale report SWEEP_DIR [-o DIR]`: the analysis report of a collected sweep.
 
 Reads `SWEEP_DIR/collect/runs.{parquet,csv}` and `curves.{parquet,csv}` (written by
-`aimscale collect`) and hands them to the `analysis` package, which never imports torch; neither
-does this module.
+`aimscale collect`; collected here first when missing or stale) and hands them to the `analysis`
+package, which never imports torch; neither does this module. The Ablations section compares
+the spec's `compare:` factor against its baseline (else the one axis the sweep varies).
 """
 
 from __future__ import annotations
@@ -14,33 +15,38 @@ from pathlib import Path
 DEFAULT_BOOTSTRAP = 400
 
 
-def _table(folder: Path, stem: str) -> Path | None:
-    for ext in ("parquet", "csv"):
-        path = folder / f"{stem}.{ext}"
-        if path.exists():
-            return path
-    return None
-
-
 def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, *,
                  bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
                  n_jobs: int | None = None) -> Path:
     """Write report.html (self-contained), report.md, report.json and figures/ for the sweep;
-    returns the HTML path. Default `out_dir`: `SWEEP_DIR/report/`."""
+    returns the HTML path. Default `out_dir`: `SWEEP_DIR/report/`. Collects the tables first
+    when they are missing or older than the runs' results (aimscale/sweep/tables.py)."""
+    from aimscale.jsonfiles import UnreadableFileError
+    from aimscale.sweep.ablation import sweep_compare
+    from aimscale.sweep.manifest import read_manifest
+    from aimscale.sweep.tables import ensure_tables
     from analysis.data import load_table
     from analysis.errors import AnalysisError
     from analysis.report import ReportOptions, build_report
 
     sweep_dir = Path(sweep_dir)
-    collect_dir = sweep_dir / "collect"
-    runs_path = _table(collect_dir, "runs")
+    try:
+        runs_path, curves_path, note = ensure_tables(sweep_dir)
+        manifest = read_manifest(sweep_dir)
+    except UnreadableFileError as err:
+        raise AnalysisError(f"cannot collect {sweep_dir}: {err}") from None
+    if note:
+        print(f"aimscale report: {note} ({runs_path})", file=sys.stderr)
     if runs_path is None:
-        raise AnalysisError(f"No runs table in {collect_dir} (runs.parquet or runs.csv); run "
-                            f"`aimscale collect {sweep_dir}` first.")
-    curves_path = _table(collect_dir, "curves")
+        raise AnalysisError(f"No runs table in {sweep_dir / 'collect'} and no sweep.json in "
+                            f"{sweep_dir}: pass a sweep directory made by `aimscale launch`, or "
+                            f"run `aimscale collect {sweep_dir}` first.")
     runs = load_table(runs_path)
     curves = load_table(curves_path) if curves_path else None
+    compare = sweep_compare(manifest) if manifest else None
     opts = ReportOptions(bootstrap=bootstrap, seed=seed, n_jobs=n_jobs,
+                         variant=compare.factor if compare else None,
+                         baseline=compare.baseline if compare else None,
                          title=f"aimscale report: {sweep_dir.resolve().name}")
     return build_report(runs, curves, Path(out_dir) if out_dir else sweep_dir / "report", opts)
 

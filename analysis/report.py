@@ -20,7 +20,14 @@ import pandas as pd
 
 from . import plots
 from .backtest import backtest
-from .compare import ablation_table, layer_probe_columns, layerwise, width_vs_depth
+from .compare import (
+    ablation_factor,
+    ablation_table,
+    ablation_verdicts,
+    layer_probe_columns,
+    layerwise,
+    width_vs_depth,
+)
 from .correlate import correlate, two_step
 from .data import numeric
 from .errors import AnalysisError, FitWarning
@@ -30,6 +37,13 @@ from .frontier import frontier, plan, presets_table
 from .isoflop import group_budgets, isoflop
 from .jsonio import dumps, to_jsonable
 from .plots import Series, fmt
+from .replicates import (
+    average_replicates,
+    config_columns,
+    has_replicates,
+    noise_estimate,
+    seed_columns,
+)
 from .report_columns import (
     DATA_CANDIDATES,
     FLOP_CANDIDATES,
@@ -58,7 +72,8 @@ class ReportOptions:
     data: str | None = None
     flops: str | None = None
     accuracy: str | None = None
-    variant: str = "variant"
+    variant: str | None = None  # factor the Ablations compare; None: `variant`, else detected
+    baseline: str | None = None  # its baseline value; None: a baseline-like name, else the first
     seed_column: str = "train.seed"
     width: str = "model.width"
     depth: str = "model.depth"
@@ -167,6 +182,7 @@ class Report:
         self.runs = self._select_runs(runs)
         self.cols: dict[str, str | None] = {}
         self.fits: dict = {}
+        self.seed_runs: pd.DataFrame | None = None  # every seed's row (self.runs: their means)
 
     # ---- helpers -------------------------------------------------------------------------
     def _select_runs(self, runs: pd.DataFrame) -> pd.DataFrame:
@@ -217,6 +233,14 @@ class Report:
     def _values(self, col: str, rows: pd.DataFrame | None = None) -> np.ndarray:
         return numeric(self.runs if rows is None else rows, col)
 
+    def _sizes(self) -> dict:
+        """Run id -> parameter count, for every analysed run (each seed's too)."""
+        rows = self.runs if self.seed_runs is None else self.seed_runs
+        pc, rid = self.cols.get("params"), self.opts.run_id
+        if not pc or rid not in rows.columns:
+            return {}
+        return dict(zip(rows[rid], numeric(rows, pc), strict=True))
+
     def _boot(self) -> dict:
         return {"bootstrap": self.opts.bootstrap, "seed": self.opts.seed,
                 "level": self.opts.level, "n_jobs": self.opts.n_jobs}
@@ -262,6 +286,39 @@ class Report:
         if loss is None:
             raise AnalysisError("the table has no loss column, so no scaling analysis is possible; "
                                 f"expected one of {', '.join(LOSS_CANDIDATES)}")
+
+    def replicates(self) -> None:
+        """Average runs equal except the seed (the later sections fit the means); the pooled
+        within-point noise goes to ``fits["noise"]`` for the prediction intervals."""
+        self.seed_runs = self.runs
+        lc, acc = self.cols["loss"], self.cols.get("accuracy")
+        by = list(dict.fromkeys(config_columns(self.runs) + [
+            c for c in (self.cols.get("params"), self.cols.get("data")) if c]))
+        if not seed_columns(self.runs):
+            raise AnalysisError("no seed column (seed or train.seed): every run is its own point")
+        if not by or not has_replicates(self.runs, by):
+            raise AnalysisError("every point was run with one seed, so the run-to-run noise is "
+                                "unknown; add `seeds: 3` to the sweep spec")
+        spread = [lc] + ([acc] if acc else [])
+        avg = average_replicates(self.runs, by, spread=spread, run_id=self.opts.run_id)
+        noise = noise_estimate(self.runs, by, lc)
+        acc_noise = noise_estimate(self.runs, by, acc, log=False) if acc else None
+        self.fits["noise"] = noise
+        shown = [c for c in by if avg[c].nunique() >= 2] + ["n_seeds"]
+        for m in spread:
+            shown += [m, f"{m}_std"]
+        self.doc.p(f"{len(self.runs)} runs at {len(avg)} points (runs equal except the seed); "
+                   "the sections below fit the mean of each point. Run-to-run noise, pooled "
+                   f"over the {noise.n_points} points with ≥ 2 seeds: σ = {fmt(noise.sigma)} "
+                   f"in log {lc} (about {fmt(100 * noise.sigma)}% of the loss; {noise.dof} "
+                   "degrees of freedom)" + (f"; std of {acc}: {fmt(acc_noise.sigma)}"
+                                            if acc_noise and acc_noise.sigma else "") + ".")
+        self.doc.table(avg[shown])
+        self.runs = avg
+        self.summary["replicates"] = {
+            "points": len(avg), "runs": len(self.seed_runs), "noise": noise.to_dict(),
+            "accuracy_noise": acc_noise.to_dict() if acc_noise else None,
+            "table": avg[shown].to_dict(orient="records")}
 
     def _fit_1d(self, x: np.ndarray, y: np.ndarray, name: str, groups=None):
         """Power law where the data can carry it: with a floor from 4 distinct x, without one at
@@ -436,13 +493,10 @@ class Report:
         self.summary["joint"] = {"fit": fit, "flops_per_param_datum": k_factor}
 
     def compute_frontier(self) -> None:
-        c, fc, pc, lc = self.curves, self.cols.get("flops"), self.cols.get("params"), \
-            self.cols["loss"]
+        c, fc, lc = self.curves, self.cols.get("flops"), self.cols["loss"]
         env = None
         rid = self.opts.run_id
-        sizes = {}
-        if pc and rid in self.runs.columns:
-            sizes = dict(zip(self.runs[rid], self._values(pc), strict=True))
+        sizes = self._sizes()
         note = None
         if c is not None and {rid, "flops", "loss"} <= set(c.columns):
             curves = c[c[rid].isin(sizes)] if sizes else c
@@ -606,15 +660,13 @@ class Report:
         self.summary["downstream"] = {"primary": col, "correlation": corr, "table": rows}
 
     def curves_section(self) -> None:
-        c, pc = self.curves, self.cols.get("params")
-        rid = self.opts.run_id
+        c, rid = self.curves, self.opts.run_id
         if c is None:
             raise AnalysisError("no curves table (curves.csv) was given")
         x = self.opts.curve_x if self.opts.curve_x in c.columns else "step"
         if rid not in c.columns or x not in c.columns or "loss" not in c.columns:
             raise AnalysisError(f"the curves table lacks '{rid}', '{x}' or 'loss'")
-        sizes = dict(zip(self.runs[rid], self._values(pc), strict=True)) if (
-            pc and rid in self.runs.columns) else {}
+        sizes = self._sizes()
         fig = plots.plot_curves(c, sizes, x=x, y="loss", xlabel=x.replace("_", " "),
                                 ylabel="training loss", size_label=self.opts.params_label)
         self.doc.figure(fig, "training_curves", "Training loss of every run, coloured by "
@@ -644,36 +696,42 @@ class Report:
         self.summary["layerwise_best"] = best.to_dict(orient="records")
 
     def ablations(self) -> None:
-        v = self.opts.variant
-        if v not in self.runs.columns or self.runs[v].nunique() < 2:
-            raise AnalysisError(f"no '{v}' column with at least 2 variants")
+        rows = self.runs if self.seed_runs is None else self.seed_runs  # one row per seed
+        v = ablation_factor(rows, self.opts.variant)
         out = {}
         metrics = [self.cols["loss"]] + ([self.cols["accuracy"]] if self.cols.get("accuracy")
                                          else [])
         # Variants are compared at one setting of size and data: pooling sizes would bury the
         # ablation under the scaling trend. Use the largest setting that has several variants.
-        rows = self.runs[self.runs[v].notna()]
-        keys = [c for c in (self.cols.get("params"), self.cols.get("data")) if c]
+        rows = rows[rows[v].notna()]
+        keys = [c for c in (self.cols.get("params"), self.cols.get("data")) if c and c != v]
         where = ""
         if keys and len(rows.groupby(keys)) > 1:
             settings = [(k, g) for k, g in rows.groupby(keys) if g[v].nunique() >= 2]
             if not settings:
-                raise AnalysisError("no single (size, data) setting was run with two or more "
-                                    "variants")
+                raise AnalysisError(f"no single (size, data) setting was run with two or more "
+                                    f"values of '{v}'")
             key, rows = max(settings, key=lambda kg: (kg[1][v].nunique(), kg[0]))
             key = key if isinstance(key, tuple) else (key,)
             where = ", ".join(f"{c} = {fmt(float(k))}" for c, k in zip(keys, key, strict=True))
-            self.doc.p(f"Variants compared at {where} (the largest setting with several "
-                       f"variants; {len(settings)} setting(s) had several).")
+            self.doc.p(f"Values compared at {where} (the largest setting with several "
+                       f"values; {len(settings)} setting(s) had several).")
+        lvl = int(100 * self.opts.level)
+        self.doc.p(f"Factor compared: {v}. Δ = mean over seeds minus the baseline's mean, with "
+                   f"a {lvl}% Welch t-interval over seeds; a difference is resolved when its "
+                   "interval excludes 0.")
         for i, m in enumerate(metrics):
-            tab = ablation_table(rows, v, m, bootstrap=self.opts.bootstrap,
-                                 seed=self.opts.seed, level=self.opts.level)
-            fig = plots.plot_ablation(tab, metric_label=m, title=f"Ablations: {m}")
-            self.doc.figure(fig, f"ablation_{i}", f"{m} per variant (mean ± std over seeds); "
-                            "Δ to the baseline with a bootstrap interval (seeds resampled).")
-            self.doc.table(tab)
-            out[m] = tab.to_dict(orient="records")
-        self.summary["ablations"] = {"setting": where, "tables": out}
+            tab = ablation_table(rows, v, m, baseline=self.opts.baseline,
+                                 bootstrap=self.opts.bootstrap, seed=self.opts.seed,
+                                 level=self.opts.level)
+            fig = plots.plot_ablation(tab, metric_label=m, title=f"{v}: {m}")
+            self.doc.figure(fig, f"ablation_{i}", f"{m} per value of {v} (mean ± std over "
+                            f"seeds); Δ to the baseline with its {lvl}% interval.")
+            self.doc.table(tab.rename(columns={"variant": v}))
+            verdicts = ablation_verdicts(tab, m, self.opts.level)
+            self.doc.bullets(verdicts)
+            out[m] = {"table": tab.to_dict(orient="records"), "verdicts": verdicts}
+        self.summary["ablations"] = {"factor": v, "setting": where, "tables": out}
 
     def shapes(self) -> None:
         o = self.opts
@@ -770,7 +828,8 @@ class Report:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._section("Overview", self.overview)
         if self.cols.get("loss") is not None and len(self.runs) > 0:
-            for title, fn in (("Loss against model size", self.loss_vs_params),
+            for title, fn in (("Seeds and run-to-run noise", self.replicates),
+                              ("Loss against model size", self.loss_vs_params),
                               ("Loss against data", self.loss_vs_data),
                               ("Joint law L(N, D)", self.joint),
                               ("Compute frontier", self.compute_frontier),

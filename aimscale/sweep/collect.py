@@ -1,10 +1,10 @@
 """Tables of a sweep for the analysis: one row per run, and the training curves.
 
-`runs`: run_id, status, every config leaf as a dotted column (`model.width`), `variant`, the
-summary (params, FLOPs, images/patches seen, final/best losses) and probe results
-(`probe.<name>.top1` / `.top5`). `curves`: metrics.jsonl rows with their run_id. Only complete
-files are read: summary/status/probe files are written atomically, and a last metrics line
-without its newline is still being written, so it is skipped.
+`runs`: run_id, status, every config leaf as a dotted column (`model.width`), `variant`, `seed`
+(= `train.seed`), the summary (params, FLOPs, images/patches seen, final/best losses) and probe
+results (`probe.<name>.top1` / `.top5`). `curves`: metrics.jsonl rows with their run_id. Only
+complete files are read: summary/status/probe files are written atomically, and a last metrics
+line without its newline is still being written, so it is skipped.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def run_row(run_id: str, run_dir: Path, entry: dict[str, Any], state: str,
     for key in NON_COLUMNS:
         row.pop(key, None)
     row["variant"] = entry.get("axes", {}).get("variant")
+    row["seed"] = row.get("train.seed")  # replicates differ only here (spec `seeds:`)
     for key in SUMMARY_COLUMNS:  # the plan's numbers, replaced by the summary's when done
         if key in entry:
             row[key] = entry[key]
