@@ -42,7 +42,7 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, *,
                             f"{sweep_dir}: pass a sweep directory made by `aimscale launch`, or "
                             f"run `aimscale collect {sweep_dir}` first.")
     runs = load_table(runs_path)
-    curves = load_table(curves_path) if curves_path else None
+    curves = load_table(curves_path, allow_empty=True) if curves_path else None
     compare = sweep_compare(manifest) if manifest else None
     opts = ReportOptions(bootstrap=bootstrap, seed=seed, n_jobs=n_jobs,
                          variant=compare.factor if compare else None,

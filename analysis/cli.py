@@ -202,7 +202,7 @@ def cmd_report(args) -> tuple[dict, int]:
     for note in check_mappable(runs, {"loss": args.loss, "params": args.params,
                                       "data": args.data, "flops": args.flops}):
         print(f"note: {note}", file=sys.stderr)
-    curves = load_table(args.curves) if args.curves else None
+    curves = load_table(args.curves, allow_empty=True) if args.curves else None
     out_dir = Path(args.out) if args.out else Path("report")
     opts = ReportOptions(bootstrap=args.bootstrap, seed=args.seed, n_jobs=args.jobs,
                          loss=args.loss, params=args.params, data=args.data, flops=args.flops,

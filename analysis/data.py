@@ -11,7 +11,7 @@ import pandas as pd
 from .errors import AnalysisError, FitWarning
 
 
-def load_table(path: str | Path) -> pd.DataFrame:
+def load_table(path: str | Path, allow_empty: bool = False) -> pd.DataFrame:
     """Read a CSV, TSV, parquet or JSON-lines table."""
     path = Path(path)
     if not path.exists():
@@ -34,7 +34,7 @@ def load_table(path: str | Path) -> pd.DataFrame:
         raise AnalysisError(f"Table {path} cannot be read as {suffix.lstrip('.') or 'CSV'} "
                             f"({type(err).__name__}: {err}); pass a CSV, TSV, parquet or "
                             "JSON-lines file.") from err
-    if len(df) == 0:
+    if len(df) == 0 and not allow_empty:
         raise AnalysisError(f"Table {path} has a header but no rows; add one row per run.")
     return df
 
