@@ -100,6 +100,10 @@ class _Trainer:
                 f"× world_size = {self.micro} × {world}; change one of them"
             )
         self.accum = cfg.train.batch_size // (self.micro * world)
+        from aimscale.train.support import unsupported
+
+        if unsupported(cfg.train):  # the CLI refuses these with exit 2; a job fails here
+            raise NotImplementedError("; ".join(unsupported(cfg.train)))
         self._claim_run_dir()
 
     # ---- set-up --------------------------------------------------------------------------
