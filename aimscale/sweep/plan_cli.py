@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--gpu-peak-flops", type=float, help="override cost.gpu_peak_flops")
     parser.add_argument("--mfu", type=float, help="override cost.mfu (0-1)")
+    parser.add_argument("--mfu-from", metavar="SWEEP_DIR",
+                        help="GPU-hours at the median MFU measured by the finished runs of the "
+                             "same resource class in SWEEP_DIR")
 
 
 def load_plan(args: argparse.Namespace):
@@ -30,7 +33,12 @@ def load_plan(args: argparse.Namespace):
             spec.cost.gpu_peak_flops = args.gpu_peak_flops
         if getattr(args, "mfu", None):
             spec.cost.mfu = args.mfu
-        return build_plan(spec)
+        plan = build_plan(spec)
+        if getattr(args, "mfu_from", None):
+            from aimscale.sweep.measured_mfu import apply_measured_mfu, measured_mfu
+
+            plan.notes = apply_measured_mfu(plan, measured_mfu(args.mfu_from))
+        return plan
     except ConfigError as err:
         print(f"aimscale: sweep {args.spec}: {err}\nNothing was submitted.", file=sys.stderr)
         return None
@@ -60,7 +68,8 @@ def _si(x: float) -> str:
 def format_plan(plan, max_rows: int = 200) -> str:
     spec = plan.spec
     lines = [f"sweep {spec.name}: {len(plan.runs)} runs -> {spec.sweep_dir}",
-             f"cost model: {spec.cost.gpu_peak_flops:.3g} FLOP/s per GPU at MFU {spec.cost.mfu}"]
+             f"cost model: {spec.cost.gpu_peak_flops:.3g} FLOP/s per GPU at MFU {spec.cost.mfu}",
+             *(f"  {note}" for note in getattr(plan, "notes", []))]
     header = (f"{'run_id':<44} {'class':<8} {'trunk':>7} {'head':>7} {'FLOP/img':>9} "
               f"{'images':>8} {'patches':>8} {'FLOPs':>8} {'GPU-h':>9} {'strategy':<9} "
               f"{'GB/GPU':>11}")
