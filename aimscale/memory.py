@@ -20,11 +20,13 @@ MLP ratio r, e bytes per activation (2 under bf16 autocast, 4 in fp32), per trun
 (e = 2, r = 4: 32·s·b·h, the paper's 34 less its two dropout masks). Its 5·a·s²·b attention
 term is gone: `scaled_dot_product_attention` runs fused (flash / memory-efficient) kernels, on
 CPU too, which keep a logsumexp per row instead of the s×s matrix (`fused_attention=False` adds
-the softmax output back, e·a·s²·b, for the math kernel). With activation
-checkpointing a block keeps only its fp32 input (4·s·b·h) and one block at a time is recomputed
-in full. The MLP head keeps e·s·b·w·(2 + 2·4) per block (+ e·s·b·w for the l3m LayerNorm), plus
-the fp32 predictions and targets of the loss. Excluded: the CUDA context, NCCL buffers, allocator
-fragmentation and temporaries — `fits` leaves `HEADROOM` of the GPU for them.
+the softmax output back, e·a·s²·b, for the math kernel). With activation checkpointing
+(aimscale/train/act_ckpt.py, trunk blocks only) a block keeps only its fp32 input (4·s·b·h) and
+one block at a time is recomputed in full. The MLP head keeps e·s·b·w·(2 + 2·4) per block
+(+ e·s·b·w for the l3m LayerNorm), plus the fp32 predictions and targets of the loss. A real
+fp32 forward on CPU saves within 3% of this (tests/sweep/test_memory.py, test_act_ckpt.py).
+Excluded: the CUDA context, NCCL buffers, allocator fragmentation and temporaries — `fits`
+leaves `HEADROOM` of the GPU for them.
 """
 
 from __future__ import annotations

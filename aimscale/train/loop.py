@@ -144,6 +144,10 @@ class _Trainer:
         cfg, env = self.cfg, self.env
         torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank
         self.model = AIM(cfg.model).to(env.device)
+        if cfg.train.activation_checkpointing:
+            from aimscale.train.act_ckpt import apply_activation_checkpointing
+
+            apply_activation_checkpointing(self.model)
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.data = build_pretrain_data(
             cfg.data, cfg.model, cfg.train.seed, env.rank, env.world_size

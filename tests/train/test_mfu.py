@@ -11,11 +11,11 @@ from aimscale.train import train
 from aimscale.train.metrics import read_metrics
 from aimscale.train.mfu import device_peak, measured_cpu_peak, median_throughput, throughput_fields
 
-from .conftest import SYNTHETIC, TINY, compose_run
+from .conftest import compose_run
 
 
 def test_rows_and_summary_have_plausible_mfu_against_the_measured_cpu_peak(tmp_path):
-    cfg = compose_run(tmp_path, *TINY, *SYNTHETIC, "train.steps=6", "train.log_every=2")
+    cfg = compose_run(tmp_path, "train.steps=6", "train.log_every=2")
     summary = train(cfg)
     rows = read_metrics(tmp_path / "metrics.jsonl")
     peak = measured_cpu_peak()  # cached: the value the run used in this process
@@ -30,7 +30,7 @@ def test_rows_and_summary_have_plausible_mfu_against_the_measured_cpu_peak(tmp_p
 
 
 def test_peak_flops_override_sets_the_denominator(tmp_path):
-    cfg = compose_run(tmp_path, *TINY, *SYNTHETIC, "train.steps=2", "train.log_every=1",
+    cfg = compose_run(tmp_path, "train.steps=2", "train.log_every=1",
                       "train.peak_flops=1e15")
     train(cfg)
     for row in read_metrics(tmp_path / "metrics.jsonl"):
@@ -62,6 +62,6 @@ def test_step_scalars_stay_on_the_device_until_a_log_step(tmp_path, monkeypatch)
         return out
 
     monkeypatch.setattr(loop._Trainer, "_step", spy)
-    train(compose_run(tmp_path, *TINY, *SYNTHETIC, "train.steps=3", "train.log_every=3"))
+    train(compose_run(tmp_path, "train.steps=3", "train.log_every=3"))
     assert len(seen) == 3
     assert all(isinstance(v, torch.Tensor) for out in seen for v in out)
