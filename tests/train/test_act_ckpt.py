@@ -60,12 +60,20 @@ def test_saved_bytes_match_the_checkpointed_estimate():
     assert measured < 0.5 * activation_bytes(cfg, batch, 4, checkpointing=False)
 
 
-def test_a_checkpointed_run_equals_its_twin(tmp_path):
+def test_a_checkpointed_run_equals_its_twin(tmp_path, monkeypatch):
+    from aimscale.train import act_ckpt
+
+    wrapped = []
+    monkeypatch.setattr(act_ckpt, "apply_activation_checkpointing",
+                        lambda model: wrapped.append(apply_activation_checkpointing(model)))
     steps = ("train.steps=4", "train.log_every=1")
     plain = compose_run(tmp_path / "plain", *steps)
     ckpt = compose_run(tmp_path / "ckpt", *steps,
                        "train.activation_checkpointing=true")
-    train(plain), train(ckpt)
+    train(plain)
+    assert wrapped == []
+    train(ckpt)
+    assert wrapped == [ckpt.model.depth]  # the loop checkpointed every trunk block
     rows = [[without_timing(r) for r in read_metrics(d / "metrics.jsonl")]
             for d in (tmp_path / "plain", tmp_path / "ckpt")]
     assert len(rows[0]) == 4
