@@ -21,8 +21,11 @@ from aimscale.gpus import gpu_by_device_name
 _CPU_PEAK: dict[int, float] = {}  # threads -> FLOP/s
 
 
-def measured_cpu_peak(size: int = 512, repeats: int = 7, inner: int = 4) -> float:
-    """FLOP/s of the best of `repeats` timings of `inner` size×size fp32 matmuls (cached)."""
+def measured_cpu_peak(size: int = 256, repeats: int = 10, inner: int = 2) -> float:
+    """FLOP/s of the best of `repeats` timings of `inner` size×size fp32 matmuls (cached).
+
+    Short timings, many of them: on a shared machine the best one is the least disturbed, and
+    the whole measurement takes well under a second of a run's start-up."""
     threads = torch.get_num_threads()
     if threads not in _CPU_PEAK:
         gen = torch.Generator().manual_seed(0)
