@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("aimscale.sweep.status_cli", "where a sweep stands: states, steps, losses, errors"),
     "collect": ("aimscale.sweep.collect_cli", "runs and curves tables of a sweep"),
     "report": ("aimscale.report", "fits, plots and an HTML report of a collected sweep"),
+    "next": ("aimscale.next_rung", "the next rung's sweep spec from a fitted sweep and a budget"),
     "demo": ("aimscale.demo", "the main job: a small sweep end to end, then the report"),
 }
 

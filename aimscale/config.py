@@ -25,7 +25,8 @@ from aimscale.train.config import LoggingConfig, OptimConfig, TrainConfig
 CONF_DIR = Path(__file__).parent / "conf"
 GROUPS = ("model", "data")
 # keys that never change results: excluded from the run hash
-NON_RESULT_KEYS = ("logging", "run_dir", "sweep_name", "train.device", "data.num_workers")
+NON_RESULT_KEYS = ("logging", "run_dir", "sweep_name", "train.device", "data.num_workers",
+                   "train.peak_flops")
 
 
 @dataclass

@@ -22,7 +22,7 @@ NON_COLUMNS = ("run_dir", "sweep_name")  # paths, not axes of the study
 CURVE_COLUMNS = ("step", "images_seen", "patches_seen", "flops", "lr", "loss", "val_loss")
 SUMMARY_COLUMNS = ("trunk_params", "head_params", "flops_per_image", "images_seen",
                    "patches_seen", "total_flops", "final_loss", "final_val_loss",
-                   "best_val_loss", "steps", "wall_time_s")
+                   "best_val_loss", "steps", "wall_time_s", "mfu", "model_flops_per_s")
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 from aimscale import config as C
 from aimscale.flops import forward_flops, param_counts
+from aimscale.memory import run_memory
 from aimscale.sweep.resources import ResourceClass
 from aimscale.sweep.size_rules import size_values
 from aimscale.sweep.spec import SweepSpec
@@ -42,6 +43,7 @@ class PlannedRun:
     total_flops: float
     gpu_hours: float
     size_values: dict[str, Any] = field(default_factory=dict)  # computed by the size rules
+    memory: dict[str, Any] | None = None  # aimscale.memory estimate per GPU (+ fit, suggestion)
 
     def summary(self) -> dict[str, Any]:
         """The JSON form used by `plan --json` and the manifest (config not included)."""
@@ -52,6 +54,7 @@ class PlannedRun:
             "head_flops_per_image": self.head_flops_per_image, "images_seen": self.images_seen,
             "patches_seen": self.patches_seen, "total_flops": self.total_flops,
             "gpu_hours": self.gpu_hours, "size_values": self.size_values,
+            "memory": self.memory,
         }
 
 
@@ -145,6 +148,7 @@ def build_plan(spec: SweepSpec) -> Plan:
     size_cache: dict[tuple, tuple[int, int, int, int]] = {}
     checked_id = False
     fragments: dict[tuple, str] = {}
+    memory_cache: dict[tuple, dict] = {}
     for point in itertools.product(*dims):
         axes: dict[str, str] = {}
         chunks, overrides = [], []
@@ -192,6 +196,7 @@ def build_plan(spec: SweepSpec) -> Plan:
         if point_problems:
             problems += [f"[{label}] {p}" for p in point_problems]
             continue
+        memory = run_memory(cfg, resource, memory_cache)
         run_id = fast_run_id(cfg, axes, fragments)
         if not checked_id:  # guard the fast path against a change of the hashing recipe
             checked_id = True
@@ -213,6 +218,7 @@ def build_plan(spec: SweepSpec) -> Plan:
             patches_seen=images * cfg.model.num_patches, total_flops=total,
             gpu_hours=total / (spec.cost.gpu_peak_flops * spec.cost.mfu) / 3600.0,
             size_values=sized,
+            memory=memory,
         ))
     if problems:
         raise C.ConfigError(problems)

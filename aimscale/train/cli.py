@@ -66,8 +66,9 @@ def preflight(overrides: list[str]):
     except ConfigError as err:
         return None, err.problems
     from aimscale.data import check_data
+    from aimscale.train.support import unsupported
 
-    return cfg, check_data(cfg.data, cfg.model)
+    return cfg, unsupported(cfg.train) + check_data(cfg.data, cfg.model)
 
 
 def run(args: argparse.Namespace) -> int:

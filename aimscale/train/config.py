@@ -9,6 +9,7 @@ WANDB_MODES = ("offline", "online", "disabled")
 PROGRESS_MODES = ("auto", "bar", "lines", "none")
 SCHEDULES = ("cosine", "wsd")
 COOLDOWN_SHAPES = ("1-sqrt", "linear")
+STRATEGIES = ("ddp", "fsdp")  # data parallel (replicated state) | fully sharded (FSDP2)
 
 
 @dataclass
@@ -78,6 +79,13 @@ class TrainConfig:
     keep_fractions: list[float] = field(default_factory=list)
     # training images drawn (separate seed) for AIM.prepare, e.g. the k-means codebook
     prepare_images: int = 1024
+    # how the model is spread over ranks: `ddp` replicates parameters, gradients and optimiser
+    # state on every GPU; `fsdp` shards them (FSDP2); `plan` estimates the memory of either
+    strategy: str = "ddp"
+    # recompute each trunk block's activations in the backward pass (keep only block inputs)
+    activation_checkpointing: bool = False
+    # the device's peak FLOP/s for MFU; None: known GPUs by name, a measured GEMM peak on CPU
+    peak_flops: float | None = None
 
     def problems(self) -> list[str]:
         found = []
@@ -95,6 +103,11 @@ class TrainConfig:
             found.append(f"train.keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
         if self.precision not in PRECISIONS:
             found.append(f"train.precision={self.precision!r} is not one of {PRECISIONS}")
+        if self.strategy not in STRATEGIES:
+            found.append(f"train.strategy={self.strategy!r} is not one of {STRATEGIES}")
+        if self.peak_flops is not None and not self.peak_flops > 0:
+            found.append(f"train.peak_flops must be positive (FLOP/s per device), got "
+                         f"{self.peak_flops}")
         if self.device not in ("auto", "cpu", "cuda"):
             found.append(f"train.device={self.device!r} is not one of ('auto', 'cpu', 'cuda')")
         return found

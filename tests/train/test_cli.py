@@ -22,6 +22,8 @@ ROW_KEYS = {
     "skipped_images",
     "time_s",
     "images_per_s",
+    "model_flops_per_s",
+    "mfu",
 }
 SUMMARY_KEYS = {
     "status",
@@ -37,6 +39,8 @@ SUMMARY_KEYS = {
     "steps",
     "wall_time_s",
     "skipped_images",
+    "model_flops_per_s",
+    "mfu",
 }
 
 
