@@ -1,0 +1,145 @@
+"""On-disk feature cache: the features of one split and block window as fp16 shards.
+
+Used only without augmentation (the features of an image are then fixed), so the trunk runs
+once over a split and every epoch reads the store instead. Layout of a store directory:
+
+- `shard_<i>.f16` — rows [i·S, (i+1)·S) as float16 [rows, tokens, width], C order;
+- `shard_<i>.ok` — one byte per row: 1 if its image decoded, 0 if it was left out;
+- `meta.json` — shape, shard size and what the features came from; written last, atomically:
+  its presence (with matching fields) means the store is complete.
+
+Shards are written in row order to temp files renamed when complete, by whichever rank owns
+them, and read through `mmap`. Pages read are handed back to the kernel after every batch
+(`MADV_DONTNEED`), so a random-access epoch over a store of any size keeps the resident memory
+of one batch (file pages touched through a mapping would otherwise count towards the process's
+RSS until unmapped).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aimscale.atomic import atomic_write_json
+from aimscale.jsonfiles import UnreadableFileError, read_json
+
+SHARD_BYTES = 64 * 2**20  # per shard file, so a store of any size is a bounded number of files
+OPEN_SHARDS = 64  # memory maps kept open at once (least recently used closed first)
+
+
+class FeatureStore:
+    """Features [rows, tokens, width] of one split and window, stored as fp16 shards."""
+
+    def __init__(self, directory: Path, rows: int, tokens: int, width: int, source: dict):
+        self.directory = Path(directory)
+        self.rows, self.tokens, self.width = rows, tokens, width
+        self.shard_rows = max(1, SHARD_BYTES // (tokens * width * 2))
+        self.meta = {
+            "rows": rows, "tokens": tokens, "width": width, "shard_rows": self.shard_rows,
+            "dtype": "float16", "source": source,
+        }  # fmt: skip
+        self._maps: OrderedDict[int, tuple[mmap.mmap, np.ndarray, np.ndarray]] = OrderedDict()
+
+    @property
+    def num_shards(self) -> int:
+        return -(-self.rows // self.shard_rows)
+
+    def shard_range(self, shard: int) -> range:
+        return range(shard * self.shard_rows, min(self.rows, (shard + 1) * self.shard_rows))
+
+    def complete(self) -> bool:
+        try:
+            return read_json(self.directory / "meta.json") == self.meta
+        except UnreadableFileError:
+            return False  # damaged: written again
+
+    def writer(self, shard: int) -> ShardWriter:
+        """Append the rows of shard `shard` in order; `commit()` moves the files in place."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return ShardWriter(self._path(shard, "f16"), self._path(shard, "ok"),
+                           len(self.shard_range(shard)), (self.tokens, self.width))  # fmt: skip
+
+    def finish(self) -> None:
+        """Mark the store complete (after every shard is written)."""
+        atomic_write_json(self.directory / "meta.json", self.meta)
+
+    def read(self, positions: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """(float32 features [B', tokens, width], kept positions) of rows `positions`; rows
+        whose image was left out when the store was written are dropped (B' <= B)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        out = np.empty((len(positions), self.tokens, self.width), dtype=np.float32)
+        keep = np.zeros(len(positions), dtype=bool)
+        shards = positions // self.shard_rows
+        touched = []
+        for shard in np.unique(shards):
+            mm, feats, ok = self._map(int(shard))
+            where = np.nonzero(shards == shard)[0]
+            local = positions[where] - int(shard) * self.shard_rows
+            out[where] = feats[local]
+            keep[where] = ok[local]
+            touched.append(mm)
+        for mm in touched:
+            mm.madvise(mmap.MADV_DONTNEED)  # drop the pages from our RSS (page cache keeps them)
+        return torch.from_numpy(out[keep]), positions[keep]
+
+    def close(self) -> None:
+        while self._maps:
+            self._close_oldest()
+
+    def _map(self, shard: int):
+        if shard in self._maps:
+            self._maps.move_to_end(shard)
+            return self._maps[shard]
+        with open(self._path(shard, "f16"), "rb") as handle:
+            mm = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        rows = len(self.shard_range(shard))
+        feats = np.frombuffer(mm, dtype=np.float16).reshape(rows, self.tokens, self.width)
+        ok = np.fromfile(self._path(shard, "ok"), dtype=np.uint8).astype(bool)
+        self._maps[shard] = (mm, feats, ok)
+        if len(self._maps) > OPEN_SHARDS:
+            self._close_oldest()
+        return self._maps[shard]
+
+    def _close_oldest(self) -> None:
+        _, (mm, feats, _ok) = self._maps.popitem(last=False)
+        del feats  # the array view must go before the map can close
+        try:
+            mm.close()
+        except BufferError:  # a caller still holds a view; the map closes when it is collected
+            pass
+
+    def _path(self, shard: int, suffix: str) -> Path:
+        return self.directory / f"shard_{shard:05d}.{suffix}"
+
+
+class ShardWriter:
+    """Writes one shard's two files as temp files, renamed over the targets by `commit()`, so a
+    reader (or a crash) never sees a partial shard."""
+
+    def __init__(self, path: Path, ok_path: Path, rows: int, row_shape: tuple[int, int]):
+        self.paths = (path, ok_path)
+        self.rows, self.row_shape, self.written = rows, row_shape, 0
+        self.temps = [p.with_name(f".{p.name}.{os.getpid()}.tmp") for p in self.paths]
+        self.handles = [open(t, "wb") for t in self.temps]  # noqa: SIM115 (closed in commit)
+
+    def append(self, features: np.ndarray, ok: np.ndarray) -> None:
+        """Rows in order: features float16 [b, tokens, width] (zeros where ok is 0), ok [b]."""
+        if features.shape[1:] != self.row_shape or len(features) != len(ok):
+            raise ValueError(f"rows of shape {features.shape[1:]}, expected {self.row_shape}")
+        self.handles[0].write(np.ascontiguousarray(features, dtype=np.float16).data)
+        self.handles[1].write(np.asarray(ok, dtype=np.uint8).tobytes())
+        self.written += len(ok)
+
+    def commit(self) -> None:
+        if self.written != self.rows:
+            raise RuntimeError(f"shard has {self.written} of {self.rows} rows")
+        for handle, temp, path in zip(self.handles, self.temps, self.paths, strict=True):
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+            os.replace(temp, path)
