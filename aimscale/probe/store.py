@@ -28,7 +28,7 @@ import torch
 from aimscale.atomic import atomic_write_json
 from aimscale.jsonfiles import UnreadableFileError, read_json
 
-SHARD_BYTES = 64 * 2**20  # per shard file, so a store of any size is a bounded number of files
+SHARD_MB = 64.0  # per shard file (AIMSCALE_PROBE_SHARD_MB overrides, e.g. to test many shards)
 OPEN_SHARDS = 64  # memory maps kept open at once (least recently used closed first)
 
 
@@ -38,7 +38,8 @@ class FeatureStore:
     def __init__(self, directory: Path, rows: int, tokens: int, width: int, source: dict):
         self.directory = Path(directory)
         self.rows, self.tokens, self.width = rows, tokens, width
-        self.shard_rows = max(1, SHARD_BYTES // (tokens * width * 2))
+        shard_bytes = float(os.environ.get("AIMSCALE_PROBE_SHARD_MB", SHARD_MB)) * 2**20
+        self.shard_rows = max(1, int(shard_bytes // (tokens * width * 2)))
         self.meta = {
             "rows": rows, "tokens": tokens, "width": width, "shard_rows": self.shard_rows,
             "dtype": "float16", "source": source,

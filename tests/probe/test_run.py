@@ -182,3 +182,39 @@ def test_image_folder_dataset(run_copy, tmp_path):
     result = run_probe(run_copy, cfg)
     assert (result["num_train"] + result["num_val"], result["num_test"]) == (60, 20)
     assert result["num_classes"] == 2 and result["top1"] >= 0.9
+
+
+def test_image_folder_of_any_size_streams_through_a_sharded_store(run_copy, tmp_path, monkeypatch):
+    """Three classes of PNG files of mixed sizes and modes (RGB, greyscale), one corrupt file per
+    split; streamed in batches of 16 through a disk store of 7-row shards: the corrupt images are
+    left out (and counted nowhere), every other image is used once per epoch."""
+    gen = np.random.default_rng(1)
+    sizes = [(40, 40), (23, 57), (64, 31), (32, 32)]
+    for split, count in (("train", 50), ("val", 15)):
+        for c, name in enumerate(("red", "green", "blue")):
+            folder = tmp_path / "folder" / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                height, width = sizes[i % len(sizes)]
+                pixels = gen.integers(0, 150, size=(height, width, 3))
+                pixels[..., c] += 100
+                image = Image.fromarray(pixels.astype(np.uint8))
+                (image.convert("L") if i % 7 == 3 and c != 1 else image).save(folder / f"{i}.png")
+            if c == 1:
+                (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    monkeypatch.setenv("AIMSCALE_PROBE_SHARD_MB", str(7 * 16 * 32 * 2 / 2**20))
+    cfg = probe_config(kind="both", dataset=f"image-folder:{tmp_path / 'folder'}", cache="disk",
+                       limit_train=None, limit_test=None, epochs=4, batch_size=16)  # fmt: skip
+    attentive, linear = run_probes(run_copy, cfg)
+    store = run_copy / "probe" / "cache"
+    train_store = next(store.glob("*_train_nall")) / "blocks2-2"
+    assert len(list(train_store.glob("shard_*.f16"))) == -(-151 // 7)  # 150 images + 1 broken
+    ok = np.concatenate([np.fromfile(p, np.uint8) for p in sorted(train_store.glob("*.ok"))])
+    assert len(ok) == 151 and ok.sum() == 150
+    for result in (attentive, linear):
+        # 151 training files: the broken one falls in the fit or the validation part
+        assert result["num_train"] + result["num_val"] in (150, 151)
+        assert result["num_test"] == 45 and result["num_classes"] == 3
+        assert result["top1"] >= 0.9, result
+    again = run_probes(run_copy, cfg)  # from the store: the same numbers
+    assert [_numbers(r) for r in again] == [_numbers(r) for r in (attentive, linear)]
