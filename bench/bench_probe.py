@@ -93,7 +93,6 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true", help="peak RSS of whole probes instead")
     parser.add_argument("--sizes", default="6000,all", help="--memory: training-set sizes")
     parser.add_argument("--limit-test", type=int, default=2000, help="--memory: test images")
-    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--cache", default="auto", help="--memory: auto|disk|none ('' to omit)")
     parser.add_argument("--pythonpath", help="--memory: measure the code of another checkout")
     args = parser.parse_args()
