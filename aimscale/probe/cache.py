@@ -70,8 +70,13 @@ def feature_streams(cfg, sets, model, windows, trunk, env, plan):
             identity = {**trunk.identity, "dataset": cfg.dataset, "split": split_name,
                         "limit": limit}  # fmt: skip
             stores = [
-                FeatureStore(folder / f"blocks{w.start}-{w.end}", len(split), tokens, width,
-                             {**identity, "blocks": w.span})  # fmt: skip
+                FeatureStore(
+                    folder / f"blocks{w.start}-{w.end}",
+                    len(split),
+                    tokens,
+                    width,
+                    {**identity, "blocks": w.span},
+                )  # fmt: skip
                 for w in windows
             ]
             opened += stores

@@ -63,11 +63,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lora-rank", type=int)
     parser.add_argument("--lora-epochs", type=int)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--cache", choices=["auto", "disk", "none"],
-                        help="features between epochs: auto (default: a temporary fp16 store) | "
-                        "disk (kept in RUN_DIR/probe/cache/) | none (trunk every epoch)")
-    parser.add_argument("--skip-existing", action="store_true",
-                        help="keep results already in RUN_DIR/probe/ made by the same request")
+    parser.add_argument(
+        "--cache",
+        choices=["auto", "disk", "none"],
+        help="features between epochs: auto (default: a temporary fp16 store) | "
+        "disk (kept in RUN_DIR/probe/cache/) | none (trunk every epoch)",
+    )
+    parser.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="keep results already in RUN_DIR/probe/ made by the same request",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
 
 

@@ -3,7 +3,8 @@
 A `FeatureStream` yields, per batch of positions, float32 features [W, B, K, width] (one slice
 per window) and labels [B], computed by the frozen trunk from freshly rendered images, or read
 from `FeatureStore`s written once by `build_stores` (no augmentation, so features are fixed).
-Only one batch is in memory at a time.
+At most two batches are in memory: the next one is decoded (or read) in a background thread
+while the current one runs through the trunk and the heads.
 
 Several ranks (a probe job with N processes): each rank computes its contiguous share of every
 batch (the trunk is the expensive part), then the shares are all-gathered in rank order, so
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -47,16 +49,17 @@ class FeatureStream:
         self.seconds = 0.0
 
     def __call__(self, batches: Iterable[np.ndarray]) -> Iterator[Batch]:
-        for positions in batches:
-            mine = share(np.asarray(positions), self.env)
-            if self.stores:
-                feats, labels = self._read(mine)
-            else:
-                feats, labels = self._compute(mine)
+        mine = (share(np.asarray(positions), self.env) for positions in batches)
+        load = self._read if self.stores else self._render
+        for loaded in ahead(load, mine):  # the next batch loads while this one computes
+            feats, labels = loaded if self.stores else self._compute(*loaded)
             yield gather(self.env, feats.to(self.env.device), labels.to(self.env.device))
 
-    def _compute(self, positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def _render(self, positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels, _ = render_rows(self.split, positions, self.model)
+        return images, labels
+
+    def _compute(self, images: torch.Tensor, labels: torch.Tensor) -> Batch:
         if not len(images):
             shape = (len(self.windows), 0, self.model.num_patches, self.model.width)
             return torch.empty(shape), labels
@@ -69,6 +72,20 @@ class FeatureStream:
         parts = [store.read(positions) for store in self.stores]
         kept = parts[0][1]
         return torch.stack([feats for feats, _ in parts]), torch.from_numpy(self.split.labels[kept])
+
+
+def ahead(fn: Callable, items: Iterable) -> Iterator:
+    """`fn(item)` of each item in order, each computed in a background thread while the caller
+    works on the previous result (decoding overlaps the trunk; two batches in memory)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = None
+        for item in items:
+            future = pool.submit(fn, item)
+            if pending is not None:
+                yield pending.result()
+            pending = future
+        if pending is not None:
+            yield pending.result()
 
 
 def share(positions: np.ndarray, env) -> np.ndarray:
@@ -125,9 +142,12 @@ def build_stores(
     for shard in range(env.rank, first.num_shards, env.world_size):
         writers = [store.writer(shard) for store in todo]
         rows = first.shard_range(shard)
-        for start in range(rows.start, rows.stop, batch_size):
-            positions = np.arange(start, min(rows.stop, start + batch_size))
-            images, _, kept = render_rows(split, positions, model)
+        starts = range(rows.start, rows.stop, batch_size)
+        chunks = (np.arange(start, min(rows.stop, start + batch_size)) for start in starts)
+        for positions, (images, _, kept) in ahead(
+            lambda p: (p, render_rows(split, p, model)), chunks
+        ):
+            start = int(positions[0])
             feats = np.zeros((len(todo), len(positions), first.tokens, first.width), np.float16)
             ok = np.zeros(len(positions), dtype=bool)
             if len(images):

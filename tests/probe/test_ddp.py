@@ -20,8 +20,17 @@ from aimscale.probe.config import probe_config
 from aimscale.probe.run import run_probes
 
 REPO = Path(__file__).resolve().parents[2]
-ARGS = dict(dataset="synthetic", kind="both", blocks="all-windows", limit_train=600,
-            limit_test=300, epochs=3, batch_size=64, lrs=[1e-2, 3e-2], weight_decays=[0.0])
+ARGS = dict(
+    dataset="synthetic",
+    kind="both",
+    blocks="all-windows",
+    limit_train=600,
+    limit_test=300,
+    epochs=3,
+    batch_size=64,
+    lrs=[1e-2, 3e-2],
+    weight_decays=[0.0],
+)
 FLAGS = {"lrs": "lr", "weight_decays": "wd"}  # fmt: skip
 
 

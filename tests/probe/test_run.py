@@ -69,7 +69,9 @@ def test_disk_cache_is_written_once_and_read_back(run_copy, fast, monkeypatch):
     ]  # fmt: skip
     train_store = run_copy / "probe" / "cache" / stores[1]
     assert sorted(p.name for p in train_store.iterdir()) == [
-        "meta.json", "shard_00000.f16", "shard_00000.ok"
+        "meta.json",
+        "shard_00000.f16",
+        "shard_00000.ok",
     ]
     # fp16 [600 images, 16 tokens, width 32]
     assert (train_store / "shard_00000.f16").stat().st_size == 600 * 16 * 32 * 2
