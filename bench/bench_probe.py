@@ -71,7 +71,8 @@ def peak_rss(args: argparse.Namespace) -> None:
         if args.cache:
             cmd += ["--cache", args.cache]
         start = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], env=env, text=True,
+        # cwd=code: `python -m` puts the working directory first on sys.path
+        out = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], env=env, cwd=code, text=True,
                              capture_output=True, check=True).stdout.split()  # fmt: skip
         seconds = time.perf_counter() - start
         status = "ok" if out[0] == "0" else f"exit {out[0]}"
