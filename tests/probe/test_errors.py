@@ -21,7 +21,7 @@ def _no_training(monkeypatch):
         raise AssertionError("the probe started work before reporting the bad input")
 
     monkeypatch.setattr(probe_run, "load_trunk", forbidden)
-    monkeypatch.setattr(probe_run, "fit_heads", forbidden)
+    monkeypatch.setattr(probe_run, "fit_grids", forbidden)
 
 
 def _probe(run_dir, **fields):
