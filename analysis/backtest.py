@@ -17,6 +17,7 @@ import numpy as np
 from .errors import AnalysisError
 from .intervals import CI_METHOD, PI_METHOD, predict
 from .predict import calibrated, fit_law
+from .replicates import Noise
 from .result import Fit
 
 
@@ -63,7 +64,8 @@ def backtest(law: str, inputs: dict[str, np.ndarray], loss: np.ndarray, split_by
              **fit_kwargs) -> Backtest:
     """Hold out the rows with ``split_by`` > ``threshold`` (≥ with ``inclusive``), fit ``law``
     ('power', 'chinchilla' or 'bnsl') on the rest and predict them. ``inputs``: {'x': …} or
-    {'N': …, 'D': …}; ``fit_kwargs`` go to the fit (bootstrap, seed, level, breaks, …)."""
+    {'N': …, 'D': …}; ``fit_kwargs`` go to the fit (bootstrap, seed, level, breaks, …) and
+    ``backtest_split`` (noise, replicates)."""
     split_by = np.asarray(split_by, dtype=float)
     test = split_by >= threshold if inclusive else split_by > threshold
     op = ">=" if inclusive else ">"
@@ -79,8 +81,12 @@ def backtest(law: str, inputs: dict[str, np.ndarray], loss: np.ndarray, split_by
 def backtest_split(law: str, inputs: dict[str, np.ndarray], loss: np.ndarray, test: np.ndarray,
                    *, split: str, split_values: np.ndarray | None = None, column: str = "",
                    threshold: float | None = None, level: float = 0.95, seed: int | None = 0,
+                   noise: Noise | None = None, replicates: np.ndarray | None = None,
                    **fit_kwargs) -> Backtest:
     """Fit on the rows where ``test`` is False and predict the others (``split`` describes it).
+
+    When the rows are means of seeds, ``noise`` (``replicates.noise_estimate`` of the seed runs)
+    and ``replicates`` (runs per row) make ``pi`` the interval of a single new run.
 
     Per prediction: "lo"/"hi" (= "pi") the prediction interval, "ci_lo"/"ci_hi" (= "ci") the
     curve's interval, each with its SE."""
@@ -97,7 +103,8 @@ def backtest_split(law: str, inputs: dict[str, np.ndarray], loss: np.ndarray, te
     kw = dict(fit_kwargs, level=level, seed=seed)
     try:
         fit = fit_law(law, tr, loss[train], names=tuple(names), **kw)
-        calibrated(law, tr, loss[train], fit, **kw)
+        calibrated(law, tr, loss[train], fit, noise=noise, replicates=None if replicates is None
+                   else np.asarray(replicates, dtype=float)[train], **kw)
     except AnalysisError as err:
         raise AnalysisError(f"Backtest training set ({int(train.sum())} runs, the complement of "
                             f"{split}): {err}") from err

@@ -8,10 +8,15 @@ see. The prediction interval ``pi`` adds both, on the log-loss scale:
     log y = log L̂_b(x) + ε,   ε ~ Normal(0, σ_noise² + (κ·t(x))²)
 
 - ``L̂_b``: the bootstrap refits (parameter uncertainty); without a bootstrap, the point fit.
-- ``σ_noise``: run-to-run scatter. From replicates (rows with equal inputs, pooled within-group
-  SD of log loss) when the table has them, else from the fit's log residuals (RMS with n − p
+- ``σ_noise``: the scatter of a *single new run* about the curve. From replicates
+  (``replicates.noise_estimate``: pooled within-point SD of log loss; given by the caller when
+  the rows are means of seeds, else measured on rows with equal inputs) when there are
+  ``MIN_REPLICATE_DF`` degrees of freedom, else from the fit's log residuals (RMS with n − p
   degrees of freedom); the larger of the two when both exist, since residuals also carry
-  in-range lack of fit.
+  in-range lack of fit. Rows that are means of n_i runs scatter by σ²/n_i + lack of fit, so
+  their residual variance is first put on a single run's scale (+ σ²·(1 − mean 1/n_i)); the
+  nested backtests below weigh row i with its own noise σ_noise² − σ²(1 − 1/n_i), while the
+  interval of a new run keeps σ_noise (not σ/√n).
 - ``t(x)``: decades by which the target lies outside the fitted range, the largest over the
   inputs (for the joint law: N, D and N·D ∝ compute). t = 0 inside the range.
 - ``κ``: growth of the log error per decade of extrapolation, *estimated from the data*: nested
@@ -43,11 +48,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import minimize_scalar
 from scipy.stats import norm
 
 from .bootstrap import interval
 from .errors import AnalysisError
+from .replicates import Noise, noise_estimate
 from .result import CI_METHOD, Fit
 
 DEFAULT_PREDICT_LEVEL = 0.9
@@ -92,6 +99,7 @@ class PredictionModel:
     max_backtest_decades: float
     notes: list[str] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)  # |r|/sd of the nested backtests
+    replicates_per_row: float = 1.0  # mean runs averaged into each fitted row
 
     def inflation(self, level: float) -> float:
         """Split-conformal check of the Gaussian error model on the nested backtests: the factor
@@ -119,7 +127,8 @@ class PredictionModel:
                 "noise_source": self.noise_source, "sigma_replicates": self.sigma_replicates,
                 "sigma_residuals": self.sigma_residuals, "kappa_per_decade": self.kappa,
                 "n_backtests": self.n_backtests, "n_backtest_points": self.n_scores,
-                "max_backtest_decades": self.max_backtest_decades, "notes": list(self.notes)}
+                "max_backtest_decades": self.max_backtest_decades,
+                "replicates_per_row": self.replicates_per_row, "notes": list(self.notes)}
 
     @classmethod
     def from_dict(cls, law: str, d: dict) -> PredictionModel:
@@ -129,22 +138,14 @@ class PredictionModel:
                    float(d["sigma_residuals"]), float(d["kappa_per_decade"]),
                    int(d["n_backtests"]), int(d["n_backtest_points"]),
                    float(d["max_backtest_decades"]), list(d.get("notes", [])),
-                   [float(u) for u in d.get("scores", [])])
+                   [float(u) for u in d.get("scores", [])],
+                   float(d.get("replicates_per_row", 1.0)))
 
 
-def replicate_sigma(inputs: list[np.ndarray], loss: np.ndarray) -> tuple[float | None, int]:
-    """Pooled within-group SD of log loss over rows with equal inputs, and its degrees of freedom
-    (None when fewer than ``MIN_REPLICATE_DF``)."""
-    keys = np.column_stack([np.asarray(v, dtype=float) for v in inputs])
-    _, inv = np.unique(np.round(np.log(keys), 9), axis=0, return_inverse=True)
-    inv = inv.ravel()
-    ly = np.log(loss)
-    counts = np.bincount(inv)
-    means = np.bincount(inv, weights=ly) / counts
-    df = int(np.sum(counts - 1))
-    if df < MIN_REPLICATE_DF:
-        return None, df
-    return float(np.sqrt(np.sum((ly - means[inv]) ** 2) / df)), df
+def noise_of_rows(inputs: list[np.ndarray], loss: np.ndarray) -> Noise:
+    """``replicates.noise_estimate`` on rows with equal ``inputs`` (the law's inputs)."""
+    cols = {f"x{i}": np.asarray(v, dtype=float) for i, v in enumerate(inputs)}
+    return noise_estimate(pd.DataFrame({**cols, "loss": loss}), list(cols), "loss")
 
 
 def residual_sigma(fit: Fit) -> float:
@@ -155,13 +156,15 @@ def residual_sigma(fit: Fit) -> float:
     return float(np.sqrt(np.sum(r**2) / dof)) if len(r) else 0.0
 
 
-def fit_kappa(r: np.ndarray, t: np.ndarray, sigma: float) -> float:
-    """Gaussian ML growth κ ≥ 0 of the error SD with distance, noise SD ``sigma`` known."""
+def fit_kappa(r: np.ndarray, t: np.ndarray, sigma) -> float:
+    """Gaussian ML growth κ ≥ 0 of the error SD with distance, noise SD ``sigma`` known (one
+    value, or one per residual)."""
+    r, t = np.asarray(r, dtype=float), np.asarray(t, dtype=float)
     keep = np.isfinite(r) & np.isfinite(t)
+    s2 = np.maximum(np.broadcast_to(np.asarray(sigma, dtype=float), r.shape), 1e-6)[keep] ** 2
     r, t = r[keep], t[keep]
     if len(r) == 0 or not np.any(t > 0):
         return 0.0
-    s2 = max(sigma, 1e-6) ** 2
 
     def nll(log_k):
         v = s2 + (np.exp(log_k) * t) ** 2
@@ -175,15 +178,17 @@ def fit_kappa(r: np.ndarray, t: np.ndarray, sigma: float) -> float:
 
 def nested_backtests(law: str, inputs: list[np.ndarray], loss: np.ndarray,
                      refit: Callable[[np.ndarray], Fit],
-                     fractions=NESTED_FRACTIONS) -> tuple[np.ndarray, np.ndarray, int]:
-    """Log residuals and distances of held-out runs from fits on the smaller runs.
+                     fractions=NESTED_FRACTIONS
+                     ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """Log residuals, distances, the number of fits and the row indices of held-out runs from
+    fits on the smaller runs.
 
     For each fraction f, fit ``refit(mask)`` on the runs whose size (``order_key``) is at most its
     f-quantile and predict the larger ones. Cuts that leave too few runs to fit are skipped.
     """
     key = order_key(law, inputs)
     ly = np.log(loss)
-    rs, ts, used, seen = [], [], 0, set()
+    rs, ts, ix, used, seen = [], [], [], 0, set()
     for f in fractions:
         cut = np.quantile(key, f)
         train = key <= cut + 1e-12
@@ -206,37 +211,54 @@ def nested_backtests(law: str, inputs: list[np.ndarray], loss: np.ndarray,
                                 0, 0, 0)
         rs.append(ly[test] - pred)
         ts.append(model.distance(*te))
+        ix.append(np.flatnonzero(test))
         used += 1
     if not rs:
-        return np.empty(0), np.empty(0), 0
-    return np.concatenate(rs), np.concatenate(ts), used
+        return np.empty(0), np.empty(0), 0, np.empty(0, dtype=int)
+    return np.concatenate(rs), np.concatenate(ts), used, np.concatenate(ix)
 
 
 def build_model(law: str, inputs: list[np.ndarray], loss: np.ndarray, fit: Fit,
-                refit: Callable[[np.ndarray], Fit] | None) -> PredictionModel:
+                refit: Callable[[np.ndarray], Fit] | None, *, noise: Noise | None = None,
+                replicates: np.ndarray | None = None) -> PredictionModel:
     """The prediction-error model of ``fit`` on its training data (``inputs``, ``loss``).
 
     ``refit(mask)`` fits the same law to a subset (no bootstrap needed); None skips the nested
-    backtests (κ = 0: no extrapolation term, said in the notes).
+    backtests (κ = 0: no extrapolation term, said in the notes). ``noise``: the run-to-run noise
+    measured on the seed runs when the rows are their means (``replicates.noise_estimate``);
+    None measures it on rows with equal inputs. ``replicates``: runs averaged into each row
+    (default 1).
     """
     inputs = [np.asarray(v, dtype=float) for v in inputs]
     loss = np.asarray(loss, dtype=float)
+    n = np.ones(len(loss)) if replicates is None else np.asarray(replicates, dtype=float)
+    if n.shape != loss.shape or not np.all(n >= 1):
+        raise AnalysisError(f"replicates must give ≥ 1 run for each of the {len(loss)} rows; got "
+                            f"shape {n.shape}, smallest {np.min(n, initial=np.inf):g}.")
     names, v = axes(law, inputs)
-    s_rep, df = replicate_sigma(inputs, loss)
+    noise = noise_of_rows(inputs, loss) if noise is None else noise
+    s_rep = noise.sigma if noise.sigma is not None and noise.dof >= MIN_REPLICATE_DF else None
     s_res = residual_sigma(fit)
-    if s_rep is None:
-        sigma, source = s_res, "residuals"
-    else:
-        sigma = max(s_rep, s_res)
-        source = "replicates" if s_rep >= s_res else "replicates and residuals"
     notes = []
-    if s_rep is not None:
-        notes.append(f"run-to-run SD of log loss {s_rep:.3g} from replicates ({df} degrees of "
-                     f"freedom); residual SD {s_res:.3g}")
-    r, t, n_bt = (np.empty(0), np.empty(0), 0) if refit is None else nested_backtests(
-        law, inputs, loss, refit)
-    kappa = fit_kappa(r, t, sigma)
-    scores = np.abs(r) / np.sqrt(sigma**2 + (kappa * t) ** 2) if len(r) and sigma > 0 else r
+    if s_rep is None:
+        sigma, source, row_sd = s_res, "residuals", np.full(len(loss), s_res)
+        if n.max() > 1:
+            notes.append("the rows are means of seeds but the run-to-run noise is unknown: the "
+                         "residuals of means understate a single run's scatter")
+    else:
+        s_run = float(np.sqrt(s_res**2 + s_rep**2 * (1 - np.mean(1 / n))))  # one run's scale
+        sigma = max(s_rep, s_run)
+        source = "replicates" if s_rep >= s_run else "replicates and residuals"
+        row_sd = np.sqrt(np.maximum(sigma**2 - s_rep**2 * (1 - 1 / n), 0.0))
+        notes.append(f"run-to-run SD of log loss {s_rep:.3g} from replicates ({noise.dof} "
+                     f"degrees of freedom); residual SD {s_res:.3g}" + (
+                         f" of rows averaging {np.mean(n):.3g} runs (on one run's scale "
+                         f"{s_run:.3g})" if n.max() > 1 else ""))
+    r, t, n_bt, ix = ((np.empty(0), np.empty(0), 0, np.empty(0, dtype=int)) if refit is None
+                      else nested_backtests(law, inputs, loss, refit))
+    kappa = fit_kappa(r, t, row_sd[ix])
+    sd = np.sqrt(row_sd[ix] ** 2 + (kappa * t) ** 2)
+    scores = np.abs(r) / sd if len(r) and sigma > 0 else r
     if n_bt == 0:
         notes.append("no nested backtest could be fitted (too few runs): the interval has no "
                      "extrapolation term and will be too narrow beyond the fitted range")
@@ -244,7 +266,7 @@ def build_model(law: str, inputs: list[np.ndarray], loss: np.ndarray, fit: Fit,
                            [float(a) for a in v.max(0)], float(sigma), source, s_rep, s_res,
                            float(kappa), n_bt, int(len(r)),
                            float(t.max()) if len(t) else 0.0, notes,
-                           [float(u) for u in scores if np.isfinite(u)])
+                           [float(u) for u in scores if np.isfinite(u)], float(np.mean(n)))
 
 
 @dataclass

@@ -12,6 +12,7 @@ import numpy as np
 from .errors import AnalysisError
 from .fit_joint import fit_joint, starts_near
 from .intervals import PredictionModel, build_model, predict
+from .replicates import Noise
 from .result import Fit
 
 LAWS = ("chinchilla", "power", "bnsl")
@@ -45,10 +46,12 @@ def fit_law(law: str, inputs: list[np.ndarray], loss: np.ndarray, *, names: tupl
     raise AnalysisError(f"Unknown law {law!r}; use {', '.join(LAWS)}.")
 
 
-def calibrated(law: str, inputs: list[np.ndarray], loss: np.ndarray, fit: Fit,
+def calibrated(law: str, inputs: list[np.ndarray], loss: np.ndarray, fit: Fit, *,
+               noise: Noise | None = None, replicates: np.ndarray | None = None,
                **kw) -> PredictionModel:
     """The prediction-error model of ``fit`` (fitted with ``kw``) on its data; also stored on
-    ``fit.pi_model``. The nested refits use the same settings without a bootstrap."""
+    ``fit.pi_model``. The nested refits use the same settings without a bootstrap. ``noise`` and
+    ``replicates``: when the rows are means of seeds (see ``intervals.build_model``)."""
     inputs = [np.asarray(v, dtype=float) for v in inputs]
     loss = np.asarray(loss, dtype=float)
     base = {k: v for k, v in kw.items() if k not in ("bootstrap", "seed", "n_jobs", "groups",
@@ -73,7 +76,7 @@ def calibrated(law: str, inputs: list[np.ndarray], loss: np.ndarray, fit: Fit,
             return fit_law(law, [v[mask] for v in inputs], loss[mask], names=names,
                            bootstrap=0, **base, **extra)
 
-    model = build_model(law, inputs, loss, fit, refit)
+    model = build_model(law, inputs, loss, fit, refit, noise=noise, replicates=replicates)
     fit.pi_model = model
     return model
 

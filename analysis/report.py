@@ -573,13 +573,16 @@ class Report:
             raise AnalysisError("no parameter column to order runs by")
         n, y = self._values(pc), self._values(lc)
         ok = np.isfinite(n) & (n > 0)
+        reps = self._values("n_seeds") if "n_seeds" in self.runs else np.ones(len(y))
+        noise = self.fits.get("noise")  # rows are means of seeds: a new run scatters by σ
         joint = self.fits.get("joint")
         if joint is not None and fc is not None:
             d, f = self._values(dc), self._values(fc)
             ok &= np.isfinite(d) & (d > 0) & np.isfinite(f) & (f > 0)
             thr = _threshold(f[ok], need=6, distinct=(n[ok], d[ok]))
             bt = backtest("chinchilla", {"N": n[ok], "D": d[ok]}, y[ok], f[ok], thr,
-                          column=fc, grid=self.opts.joint_grid, **self._boot())
+                          column=fc, grid=self.opts.joint_grid, noise=noise,
+                          replicates=reps[ok], **self._boot())
             what = f"runs above {fmt(thr)} FLOPs"
         else:
             groups = self.fits.get("power_n") or []
@@ -600,7 +603,7 @@ class Report:
             thr = _threshold(n[m], need=5 if floor else 4, distinct=(n[m],),
                              distinct_min=4 if floor else 3)
             bt = backtest("power", {"N": n[m]}, y[m], n[m], thr, column=pc, floor=floor,
-                          **self._boot())
+                          noise=noise, replicates=reps[m], **self._boot())
             what = f"runs above {fmt(thr)} parameters ({label})"
         split_col = fc if joint is not None and fc is not None else pc
         sv = self._values(split_col)
@@ -611,7 +614,9 @@ class Report:
                                   loss_label=lc)
         self.doc.figure(fig, "backtest", f"Backtest: fitted on {bt.n_train} runs, predicting "
                         f"the {bt.n_test} {what}. Error bars: {int(100 * self.opts.level)}% "
-                        "prediction intervals (curve uncertainty plus run-to-run scatter).")
+                        "prediction intervals for a single new run (curve uncertainty, run-to-run "
+                        "scatter and extrapolation error growing with distance beyond the fitted "
+                        "range).")
         cov = "n/a" if bt.coverage is None else f"{fmt(100 * bt.coverage)}%"
         self.doc.p(f"MAE {fmt(bt.mae)}, RMSE {fmt(bt.rmse)}, max |error| {fmt(bt.max_abs)}, "
                    f"MAPE {fmt(bt.mape)}%; the intervals held {cov} of the held-out runs.")

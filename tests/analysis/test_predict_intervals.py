@@ -15,7 +15,7 @@ from analysis import fit_joint, fit_power
 from analysis.backtest import backtest
 from analysis.cli import main
 from analysis.huber_mle import best_sigma, fit_joint_mle, nll
-from analysis.intervals import fit_kappa, replicate_sigma
+from analysis.intervals import fit_kappa, noise_of_rows
 from analysis.predict import calibrated
 
 
@@ -108,8 +108,9 @@ def test_replicates_give_the_noise_and_error_grows_with_distance():
     rng = np.random.default_rng(1)
     x = np.repeat(np.logspace(6, 9, 10), 3)
     loss = (0.3 + 40 * x**-0.3) * np.exp(0.01 * rng.standard_normal(x.size))
-    sigma, df = replicate_sigma([x], loss)
-    assert df == 20 and sigma == pytest.approx(0.01, rel=0.35)
+    noise = noise_of_rows([x], loss)
+    sigma = noise.sigma
+    assert noise.dof == 20 and sigma == pytest.approx(0.01, rel=0.35)
     fit = fit_power(x, loss, bootstrap=100, n_jobs=1)
     model = calibrated("power", [x], loss, fit, bootstrap=100)
     assert model.noise_source.startswith("replicates") and model.sigma_replicates == sigma
