@@ -167,7 +167,8 @@ def _eval_problems(cfg: RunConfig) -> list[str]:
         return []
     from aimscale.data.subsets import exact_share
 
-    shares = exact_share(cfg.train.eval_images, weights)
+    total = cfg.train.eval_images
+    shares = [total] if len(weights) == 1 else exact_share(total, weights)
     if max(shares) <= cfg.data.val_images:
         return []
     per_source = "" if len(shares) == 1 else f" ({max(shares)} from one source)"
@@ -258,10 +259,60 @@ def result_dict(cfg: RunConfig) -> dict[str, Any]:
     return tree
 
 
+def canonical_json(cfg: RunConfig) -> str:
+    """`json.dumps(result_dict(cfg), sort_keys=True, separators=(",", ":"))`, built section by
+    section with each section's text cached by its values: the runs of a sweep share most
+    sections, so planning 100k runs does not encode the same model section 100k times."""
+    parts = []
+    for name in sorted(vars(cfg)):
+        if name not in NON_RESULT_KEYS:
+            parts.append(f"{json.dumps(name)}:{_section_json(name, getattr(cfg, name))}")
+    return "{" + ",".join(parts) + "}"
+
+
+_SECTION_JSON: dict[tuple, str] = {}  # (section name, its values) -> its canonical JSON
+
+
+def _section_json(name: str, section: Any) -> str:
+    key = (name, _frozen(section))
+    text = _SECTION_JSON.get(key)
+    if text is None:
+        tree = to_plain(section)
+        if isinstance(tree, dict):
+            for excluded in NON_RESULT_KEYS:
+                parent, _, leaf = excluded.rpartition(".")
+                if parent == name:
+                    tree.pop(leaf, None)
+        text = json.dumps(tree, sort_keys=True, separators=(",", ":"))
+        if len(_SECTION_JSON) > 100_000:
+            _SECTION_JSON.clear()
+        _SECTION_JSON[key] = text
+    return text
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable form of a config value (dataclasses, lists, dicts, scalars), with the type of
+    every scalar so that 1, 1.0 and True stay apart."""
+    if hasattr(value, "__dataclass_fields__"):
+        fields = vars(value)
+        return type(value), tuple(fields), _frozen_items(tuple(fields.values()))
+    if isinstance(value, list | tuple):
+        return "list", _frozen_items(tuple(value))
+    if isinstance(value, dict):
+        return "dict", tuple(value), _frozen_items(tuple(value.values()))
+    return type(value), value
+
+
+def _frozen_items(values: tuple) -> tuple:
+    types = tuple(map(type, values))
+    if not _ATOMS.issuperset(types):
+        values = tuple(v if type(v) in _ATOMS else _frozen(v) for v in values)
+    return values, types
+
+
 def config_hash(cfg: RunConfig, length: int = 8) -> str:
     """Short stable hash of everything that can change a run's results."""
-    canonical = json.dumps(result_dict(cfg), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:length]
+    return hashlib.sha256(canonical_json(cfg).encode()).hexdigest()[:length]
 
 
 def run_id(cfg: RunConfig, varied: dict[str, Any] | None = None) -> str:

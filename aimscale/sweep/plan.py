@@ -2,9 +2,10 @@
 
 Composing every grid point from scratch is slow (OmegaConf, ~5-15 ms a point), so the base is
 composed once and each distinct override chunk (one axis value, one variant) is applied once to a
-copy of it; a run is then a copy of the base with its chunks' values set. Each run owns its
-config (no list or dataclass is shared between runs), and its id comes from the one run-id
-function, `aimscale.config.run_id`.
+copy of it; a run's template is then the base with its chunks' values set on shallow copies of
+the dataclasses on their paths, so templates share what they do not change and are never
+mutated. `PlannedRun.cfg` is the run's own deep copy of its template, made on first use: editing
+one run's config changes no other run. Every run id comes from `aimscale.config.run_id`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class PlannedRun:
     run_id: str
     axes: dict[str, str]  # axis key (or "variant") -> value text
     overrides: list[str]  # applied to the spec's base, in order
-    cfg: C.RunConfig
+    template: C.RunConfig = field(repr=False)  # shares parts with other runs: read, never edit
     resource_class: str
     trunk_params: int
     head_params: int
@@ -41,6 +42,14 @@ class PlannedRun:
     patches_seen: int
     total_flops: float
     gpu_hours: float
+    _cfg: C.RunConfig | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def cfg(self) -> C.RunConfig:
+        """This run's own config (a copy of its template, made on first use)."""
+        if self._cfg is None:
+            self._cfg = _copy_tree(self.template)
+        return self._cfg
 
     def summary(self) -> dict[str, Any]:
         """The JSON form used by `plan --json` and the manifest (config not included)."""
@@ -67,8 +76,8 @@ class Plan:
 
         base = flatten(_plain(self.base_cfg)) if self.base_cfg is not None else {}
         diffs = {}
-        for run in self.runs:
-            flat = flatten(_plain(run.cfg))
+        for run in self.runs:  # the template unless the run's own copy was made (and edited)
+            flat = flatten(_plain(run.template if run._cfg is None else run._cfg))
             diffs[run.run_id] = {k: v for k, v in flat.items() if base.get(k, ...) != v}
         return base, diffs
 
@@ -200,7 +209,7 @@ def build_plan(spec: SweepSpec) -> Plan:
         images = cfg.train.steps * cfg.train.batch_size
         total = float(fpi) * images
         runs.append(PlannedRun(
-            run_id=run_id, axes=axes, overrides=list(overrides), cfg=cfg,
+            run_id=run_id, axes=axes, overrides=list(overrides), template=cfg,
             resource_class=resource.name, trunk_params=trunk, head_params=head,
             flops_per_image=fpi, head_flops_per_image=head_fpi, images_seen=images,
             patches_seen=images * cfg.model.num_patches, total_flops=total,
@@ -208,7 +217,7 @@ def build_plan(spec: SweepSpec) -> Plan:
         ))
     if problems:
         raise C.ConfigError(problems)
-    return Plan(spec=spec, runs=runs, base_cfg=base_cfg)
+    return Plan(spec=spec, runs=runs, base_cfg=_copy_tree(base_cfg))
 
 
 def _probe_configs(spec: SweepSpec) -> tuple[list, list[str]]:
@@ -280,15 +289,28 @@ def _apply_chunk(base_tree, overrides: tuple[str, ...]) -> _Chunk:
 
 
 def _with_values(base: C.RunConfig, sets: list[tuple[tuple[str, ...], Any]]) -> C.RunConfig:
-    """A copy of `base` with the given paths set to copies of the values: the run owns every
-    dataclass and list of its config, so editing one run's config never changes another's."""
-    root = _copy_tree(base)
+    """A template: `base` with the given paths set; only the dataclasses on those paths are
+    copied, the rest (and the values set) is shared with `base` and other templates."""
+    root = _shallow_copy(base)
+    copied = {id(root)}
     for path, value in sets:
         node = root
         for part in path[:-1]:
-            node = getattr(node, part)
-        setattr(node, path[-1], _copy_tree(value))
+            child = getattr(node, part)
+            if id(child) not in copied:
+                child = _shallow_copy(child)
+                copied.add(id(child))
+                setattr(node, part, child)
+            node = child
+        setattr(node, path[-1], value)
     return root
+
+
+def _shallow_copy(obj: Any) -> Any:
+    """copy.copy for plain dataclasses, without its reduce protocol overhead."""
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    return new
 
 
 _ATOMS = frozenset({str, int, float, bool, type(None)})
@@ -300,9 +322,12 @@ def _copy_tree(value: Any) -> Any:
     if kind in _ATOMS:
         return value
     if hasattr(value, "__dataclass_fields__"):
+        fields = dict(vars(value))
+        for key, item in fields.items():
+            if type(item) not in _ATOMS:
+                fields[key] = _copy_tree(item)
         new = object.__new__(kind)
-        new.__dict__.update({k: v if type(v) in _ATOMS else _copy_tree(v)
-                             for k, v in vars(value).items()})
+        new.__dict__ = fields
         return new
     if kind is list or kind is tuple:
         return kind(_copy_tree(v) for v in value)
