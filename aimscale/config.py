@@ -307,6 +307,8 @@ def _frozen_items(values: tuple) -> tuple:
     types = tuple(map(type, values))
     if not _ATOMS.issuperset(types):
         values = tuple(v if type(v) in _ATOMS else _frozen(v) for v in values)
+    if 0.0 in values:  # -0.0 == 0.0, but JSON writes them apart: key floats by their text
+        values = tuple(repr(v) if type(v) is float else v for v in values)
     return values, types
 
 

@@ -22,7 +22,7 @@ from aimscale.flops import forward_flops, param_counts
 from aimscale.sweep.resources import ResourceClass
 from aimscale.sweep.spec import SweepSpec
 
-_plain = C.to_plain  # under the name `launch` imports
+_plain = C.to_plain  # `launch` imports it by this name
 
 
 @dataclass
