@@ -165,10 +165,13 @@ def _eval_problems(cfg: RunConfig) -> list[str]:
     weights = [s.weight for s in cfg.data.sources]
     if cfg.train.eval_images <= 0 or not weights or not all(w > 0 for w in weights):
         return []
-    from aimscale.data.subsets import exact_share
-
     total = cfg.train.eval_images
-    shares = [total] if len(weights) == 1 else exact_share(total, weights)
+    if len(weights) == 1:
+        shares = [total]
+    else:
+        from aimscale.data.subsets import exact_share
+
+        shares = exact_share(total, weights)
     if max(shares) <= cfg.data.val_images:
         return []
     per_source = "" if len(shares) == 1 else f" ({max(shares)} from one source)"
@@ -225,20 +228,22 @@ def to_plain(value: Any) -> Any:
     """A config tree as plain dicts, lists and scalars: what `to_dict` gives, ~100x faster.
 
     Like OmegaConf, it stores an int held by a float field as a float, so a hand-built config
-    (`OptimConfig(lr=1)`) has the same canonical form, and hash, as the composed one.
+    (`OptimConfig(lr=1)`) has the same canonical form, and hash, as the composed one; -0.0 is
+    written as 0.0 (the same run).
     """
     if hasattr(value, "__dataclass_fields__"):
         out = dict(vars(value))
         floats, float_lists = _float_fields(type(value))
         for key in floats:
-            if type(out[key]) is int:
-                out[key] = float(out[key])
+            if type(out[key]) is int or out[key] == 0.0:
+                out[key] = float(out[key]) + 0.0  # int -> float, -0.0 -> 0.0
         for key, item in out.items():
             if type(item) not in _ATOMS:
                 out[key] = to_plain(item)
         for key in float_lists:
             if out[key] is not None:
-                out[key] = [float(v) if type(v) is int else v for v in out[key]]
+                out[key] = [float(v) + 0.0 if type(v) is int or v == 0.0 else v
+                            for v in out[key]]
         return out
     if isinstance(value, list | tuple):
         return [to_plain(v) for v in value]
@@ -292,24 +297,21 @@ def _section_json(name: str, section: Any) -> str:
 
 def _frozen(value: Any) -> Any:
     """A hashable form of a config value (dataclasses, lists, dicts, scalars), with the type of
-    every scalar so that 1, 1.0 and True stay apart."""
+    every scalar so that 1, 1.0 and True stay apart (-0.0 and 0.0 share one: `to_plain` writes
+    both as 0.0)."""
     if hasattr(value, "__dataclass_fields__"):
         fields = vars(value)
-        return type(value), tuple(fields), _frozen_items(tuple(fields.values()))
-    if isinstance(value, list | tuple):
-        return "list", _frozen_items(tuple(value))
-    if isinstance(value, dict):
-        return "dict", tuple(value), _frozen_items(tuple(value.values()))
-    return type(value), value
-
-
-def _frozen_items(values: tuple) -> tuple:
+        names, values = tuple(fields), tuple(fields.values())
+    elif isinstance(value, dict):
+        names, values = tuple(value), tuple(value.values())
+    elif isinstance(value, list | tuple):
+        names, values = "list", tuple(value)
+    else:
+        return type(value), value
     types = tuple(map(type, values))
     if not _ATOMS.issuperset(types):
-        values = tuple(v if type(v) in _ATOMS else _frozen(v) for v in values)
-    if 0.0 in values:  # -0.0 == 0.0, but JSON writes them apart: key floats by their text
-        values = tuple(repr(v) if type(v) is float else v for v in values)
-    return values, types
+        values = tuple([v if type(v) in _ATOMS else _frozen(v) for v in values])
+    return type(value), names, values, types
 
 
 def config_hash(cfg: RunConfig, length: int = 8) -> str:

@@ -120,7 +120,8 @@ def test_run_id_is_the_canonical_json_hash_of_the_result_keys():
         text = json.dumps(tree, sort_keys=True, separators=(",", ":"))
         assert config_hash(cfg) == hashlib.sha256(text.encode()).hexdigest()[:8]
     assert config_hash(RunConfig(optim=OptimConfig(lr=1))) == config_hash(compose(["optim.lr=1"]))
-    # the section cache tells apart values that compare equal but are written differently
-    assert config_hash(compose([])) != config_hash(RunConfig(optim=OptimConfig(min_lr=-0.0)))
+    # values that compare equal: -0.0 is the same run as 0.0; text "1" and "1.0" are not
+    assert config_hash(compose([])) == config_hash(RunConfig(optim=OptimConfig(min_lr=-0.0)))
+    assert result_dict(RunConfig(optim=OptimConfig(min_lr=-0.0)))["optim"]["min_lr"] == 0.0
     assert config_hash(compose(["model.name='1'"])) != config_hash(compose(["model.name='1.0'"]))
     assert config_hash(compose([])) == "dcb1481e"  # the recipe of existing run directories
