@@ -2,6 +2,8 @@
 
 Each subcommand module exposes `add_arguments(parser)` and `run(args) -> int`, and keeps heavy
 imports (torch, submitit) inside `run`, so `aimscale --help` and `aimscale status` stay fast.
+Exit codes (`aimscale.errors`): 0 ok, 1 run-time failure, 2 bad input; a `UserError` that a
+subcommand does not handle itself ends here as its message and exit 2, never as a traceback.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from aimscale.errors import EXIT_BAD_INPUT, UserError
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -53,8 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "_unavailable", None):
         print(f"aimscale {args.command}: not available in this build", file=sys.stderr)
-        return 2
-    return int(args._run(args) or 0)
+        return EXIT_BAD_INPUT
+    try:
+        return int(args._run(args) or 0)
+    except UserError as err:
+        print(f"aimscale {args.command}: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -4,23 +4,36 @@ Reads `SWEEP_DIR/collect/runs.{parquet,csv}` and `curves.{parquet,csv}` (written
 `aimscale collect`; collected here first when missing or stale) and hands them to the `analysis`
 package, which never imports torch; neither does this module. The Ablations section compares
 the spec's `compare:` factor against its baseline (else the one axis the sweep varies).
+
+A section that fails with an unexpected error (a bug) is reported in the page and as a warning
+on stderr, and the rest of the report is still written; with `--strict` (or the environment
+variable AIMSCALE_STRICT=1, which the tests and CI set) the error is raised instead, so a test
+cannot pass over a broken section.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 DEFAULT_BOOTSTRAP = 400
+STRICT_ENV = "AIMSCALE_STRICT"
+
+
+def strict_from_env() -> bool:
+    """Whether AIMSCALE_STRICT asks for strict reports (set, and not 0/false/no)."""
+    return os.environ.get(STRICT_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
 def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, *,
                  bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
-                 n_jobs: int | None = None) -> Path:
+                 n_jobs: int | None = None, strict: bool | None = None) -> Path:
     """Write report.html (self-contained), report.md, report.json and figures/ for the sweep;
     returns the HTML path. Default `out_dir`: `SWEEP_DIR/report/`. Collects the tables first
-    when they are missing or older than the runs' results (aimscale/sweep/tables.py)."""
+    when they are missing or older than the runs' results (aimscale/sweep/tables.py). `strict`
+    (default: from AIMSCALE_STRICT) raises a section's unexpected error instead of reporting it."""
     from aimscale.jsonfiles import UnreadableFileError
     from aimscale.sweep.ablation import sweep_compare
     from aimscale.sweep.manifest import read_manifest
@@ -47,8 +60,21 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, *,
     opts = ReportOptions(bootstrap=bootstrap, seed=seed, n_jobs=n_jobs,
                          variant=compare.factor if compare else None,
                          baseline=compare.baseline if compare else None,
-                         title=f"aimscale report: {sweep_dir.resolve().name}")
-    return build_report(runs, curves, Path(out_dir) if out_dir else sweep_dir / "report", opts)
+                         title=f"aimscale report: {sweep_dir.resolve().name}",
+                         strict=strict_from_env() if strict is None else strict)
+    html = build_report(runs, curves, Path(out_dir) if out_dir else sweep_dir / "report", opts)
+    _warn_failed_sections(html.parent / "report.json")
+    return html
+
+
+def _warn_failed_sections(summary_path: Path) -> None:
+    from aimscale.jsonfiles import read_json
+
+    failed = (read_json(summary_path, default={}) or {}).get("failed_sections") or {}
+    for title, error in failed.items():
+        print(f"aimscale report: warning: section {title!r} failed with an unexpected error "
+              f"({error}); the rest of the report was written. Please report it (rerun with "
+              "--strict for the traceback).", file=sys.stderr)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"bootstrap resamples for intervals (default {DEFAULT_BOOTSTRAP})")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--jobs", type=int, default=None, help="worker processes")
+    parser.add_argument("--strict", action="store_true", default=None,
+                        help=f"a section that fails is an error (default: ${STRICT_ENV})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         path = write_report(args.sweep_dir, args.out, bootstrap=args.bootstrap, seed=args.seed,
-                            n_jobs=args.jobs)
+                            n_jobs=args.jobs, strict=args.strict)
     except AnalysisError as err:
         print(f"aimscale report: {err}", file=sys.stderr)
         return 2

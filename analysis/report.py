@@ -226,6 +226,7 @@ class Report:
                 self.doc.p(f"This section failed with an unexpected error ({type(err).__name__}: "
                            f"{err}); please report it.", "warn")
                 self.warnings.append(f"section '{title}' failed: {err!r}\n{tb}")
+                self.summary.setdefault("failed_sections", {})[title] = repr(err)
         for w in caught:
             if issubclass(w.category, FitWarning):
                 self.warnings.append(f"{title}: {w.message}")

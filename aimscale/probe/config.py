@@ -17,6 +17,8 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from aimscale.errors import UserError
+
 KINDS = ("attentive", "linear", "both", "lora")
 DATASET_KINDS = ("fashion-mnist", "mnist", "image-folder", "synthetic")
 WINDOW_NAMES = ("last", "best", "all-windows")
@@ -24,7 +26,7 @@ CACHE_MODES = ("auto", "disk", "none")
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
 
 
-class ProbeError(ValueError):
+class ProbeError(UserError, ValueError):
     """A probe that cannot run as asked; the message names the problem and the fix."""
 
 
@@ -125,6 +127,27 @@ class ProbeConfig:
         if problems:
             raise ProbeError(_listing("invalid probe configuration", problems))
         return self
+
+    def run_problems(self, run_cfg: Any) -> list[str]:
+        """What would stop this probe on a run trained with `run_cfg` (an
+        `aimscale.config.RunConfig`), known before training: blocks outside the trunk, a
+        checkpoint step that training does not keep."""
+        from aimscale.probe.windows import resolve_windows
+
+        found = []
+        try:
+            resolve_windows(self.blocks, run_cfg.model.depth, self.window_size)
+        except ProbeError as err:
+            found.append(str(err))
+        step = self.checkpoint_step
+        if step is not None and self.fractions is None:
+            kept = run_cfg.train.final_checkpoint_steps()
+            if step not in kept:
+                found.append(
+                    f"probe checkpoint={step}: training keeps the checkpoints of steps {kept} "
+                    f"only; pick one of them, or keep step {step} with train.keep_fractions"
+                )
+        return found
 
     @property
     def kinds(self) -> list[str]:

@@ -40,7 +40,12 @@ from aimscale.probe.fit import (
 from aimscale.probe.heads import AttentiveHeads, LinearHeads
 from aimscale.probe.stream import FeatureStream
 from aimscale.probe.windows import Window, resolve_windows
-from aimscale.train.checkpoint import checkpoint_path, latest_checkpoint, list_checkpoints
+from aimscale.train.checkpoint import (
+    checkpoint_path,
+    is_loadable,
+    latest_checkpoint,
+    list_checkpoints,
+)
 
 RECIPE = "AdamW(0.9, 0.999), warmup min(1 epoch, 10% of steps), cosine to 0, no augmentation"
 
@@ -91,18 +96,30 @@ def resolve_steps(run_dir: Path, train_steps: int, cfg: ProbeConfig) -> list[int
             nearest = min(available, key=lambda s: (abs(s - target), s))
             if nearest not in steps:
                 steps.append(nearest)
-        return steps
+        return [_readable(run_dir, step, available) for step in steps]
     if cfg.checkpoint_step is not None:
         if cfg.checkpoint_step not in available:
             raise ProbeError(
                 f"{run_dir} has no checkpoint at step {cfg.checkpoint_step}; kept steps: "
                 f"{available} (keep more with train.keep_fractions, or probe with --fractions)"
             )
-        return [cfg.checkpoint_step]
+        return [_readable(run_dir, cfg.checkpoint_step, available)]
     path = latest_checkpoint(run_dir)
     if path is None:
         raise ProbeError(f"no checkpoint of {run_dir} can be read; re-run or resume training")
     return [int(path.stem.split("_")[1])]
+
+
+def _readable(run_dir: Path, step: int, available: list[int]) -> int:
+    """`step` if its checkpoint loads, else a ProbeError naming the file and the other steps."""
+    path = checkpoint_path(run_dir, step)
+    if not is_loadable(path):
+        others = [s for s in available if s != step]
+        raise ProbeError(
+            f"checkpoint {path} cannot be read (truncated or not a checkpoint); probe another "
+            f"kept step ({others}) or resume training to rewrite it"
+        )
+    return step
 
 
 def result_name(cfg: ProbeConfig, kind: str, window: Window, step: int, plan: Plan) -> str:

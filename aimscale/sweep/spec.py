@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from aimscale.config import ConfigError
+from aimscale.config import ConfigError, path_component
 from aimscale.sweep.ablation import SEED_KEY, Compare, parse_compare, seed_values
 from aimscale.sweep.resources import ResourcePolicy, parse_resources
 from aimscale.sweep.size_rules import SizeRule, parse_size_rules
@@ -107,7 +107,8 @@ def parse_spec(raw: dict[str, Any], cli_overrides: list[str] = (), path: str | N
     ]
     name = str(raw.get("name") or "sweep")
     spec = SweepSpec(name=name, path=path, raw=raw)
-    spec.sweep_dir = str(raw.get("sweep_dir") or f"sweep_runs/{name}")
+    # the name becomes a path component only after sanitising, as axis values in run ids do
+    spec.sweep_dir = str(raw.get("sweep_dir") or f"sweep_runs/{path_component(name)}")
     spec.base = dict(raw.get("base") or {})
     spec.overrides = [str(o) for o in raw.get("overrides") or []]
     grid, grid_problems = _parse_axes(raw.get("grid") or {}, "grid")
