@@ -96,12 +96,27 @@ def store_diff(record: dict[str, Any], diff_path: str | Path) -> dict[str, Any]:
     return record
 
 
+EARLIER_KEYS = ("at", "commit", "dirty", "code_root", "host", "job_id")
+
+
 def write_provenance(directory: str | Path, record: dict[str, Any] | None = None
                      ) -> dict[str, Any]:
     """Write `provenance.json` (and `provenance.diff` when the tree is dirty) in `directory`;
-    return the record as written."""
+    return the record as written. Earlier starts (a resumed run) stay listed under "earlier"
+    (their EARLIER_KEYS), so a run trained partly by other code shows it."""
     directory = Path(directory)
-    record = store_diff(collect() if record is None else record, directory / "provenance.diff")
+    previous = read_json(directory / "provenance.json") or {}
+    diff_path = directory / "provenance.diff"
+    earlier = list(previous.get("earlier", []))
+    if previous:
+        entry = {k: previous.get(k) for k in EARLIER_KEYS}
+        entry["diff_file"] = None
+        if previous.get("diff_file") and diff_path.exists():  # keep the earlier start's diff
+            entry["diff_file"] = str(diff_path.rename(
+                directory / f"provenance.earlier-{len(earlier)}.diff"))
+        earlier.append(entry)
+    record = store_diff(collect() if record is None else record, diff_path)
+    record["earlier"] = earlier
     atomic_write_json(directory / "provenance.json", record)
     return record
 

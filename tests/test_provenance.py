@@ -107,3 +107,22 @@ def test_snapshot_without_git_copies_the_packages(tmp_path):
     assert files == ["PROVENANCE.json", "aimscale/__init__.py", "aimscale/sub/mod.py",
                      "analysis/__init__.py"]
     assert provenance.git_state(snap)["commit"] is None
+
+
+def test_a_restart_keeps_earlier_starts_listed(tmp_path):
+    repo = tmp_path / "repo"
+    commit = make_repo(repo)
+    (repo / "aimscale" / "__init__.py").write_text("VALUE = 2\n")
+    first = provenance.write_provenance(tmp_path / "run", provenance.collect(repo))
+    assert first["dirty"] is True and first["earlier"] == []
+    assert (tmp_path / "run" / "provenance.diff").exists()
+    subprocess.run([*GIT, "-C", str(repo), "commit", "-qam", "two"], check=True)
+    second = provenance.write_provenance(tmp_path / "run", provenance.collect(repo))
+    assert second["commit"] != commit and second["dirty"] is False
+    assert [(e["commit"], e["dirty"]) for e in second["earlier"]] == [(commit, True)]
+    assert not (tmp_path / "run" / "provenance.diff").exists()  # this start is clean
+    kept = Path(second["earlier"][0]["diff_file"])  # the 1st start's diff, moved aside
+    assert kept.name == "provenance.earlier-0.diff" and "+VALUE = 2" in kept.read_text()
+    third = provenance.write_provenance(tmp_path / "run", provenance.collect(repo))
+    assert [e["commit"] for e in third["earlier"]] == [commit, second["commit"]]
+    assert json.loads((tmp_path / "run" / "provenance.json").read_text()) == third
