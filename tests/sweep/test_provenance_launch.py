@@ -77,3 +77,26 @@ def test_slurm_job_setup_imports_the_snapshot(tmp_path):
                               tmp_path / "code" / "snap")
     assert params["setup"][0].startswith(f"export PYTHONPATH={tmp_path / 'code' / 'snap'}")
     assert "export PYTHONSAFEPATH=1" in params["setup"]  # the working directory is not first
+
+
+def test_debug_launch_records_provenance_without_snapshot(tmp_path):
+    from sweep_helpers import aimscale
+
+    sweep_dir = tmp_path / "sweep"
+    base = copy.deepcopy(TINY_BASE)
+    base["train"].update(steps=2, eval_every=2, checkpoint_every=2)
+    spec = write_spec(tmp_path / "s.yaml", "dbg", sweep_dir, base=base)
+    aimscale("launch", str(spec), "--dry-run")
+    assert not (sweep_dir / "sweep.json").exists()  # a dry run writes nothing
+    aimscale("launch", str(spec), "--executor", "debug")
+    launch = json.loads((sweep_dir / "sweep.json").read_text())["launches"][-1]
+    assert launch["code_snapshot"] is None  # in-process: no snapshot directory
+    assert not [p for p in (sweep_dir / "code").glob("*") if p.is_dir()]
+    assert launch["provenance"]["code_root"] == str(ROOT)
+    diff = subprocess.run(["git", "-C", str(ROOT), "diff", "HEAD", "--binary"],
+                          capture_output=True, text=True, check=True).stdout
+    diff_file = launch["provenance"]["diff_file"]
+    assert (Path(diff_file).read_text() == diff) if diff else diff_file is None
+    (run_id,) = json.loads((sweep_dir / "sweep.json").read_text())["runs"]
+    run = json.loads((sweep_dir / run_id / "provenance.json").read_text())
+    assert run["code_root"] == str(ROOT) and run["commit"] == launch["provenance"]["commit"]
