@@ -123,6 +123,10 @@ class _Trainer:
                 f"{self.run_dir} holds a run with a different config (hash {existing}, this one "
                 f"{config_hash(self.cfg)}); set another run_dir or delete that directory"
             )
+        if self.env.is_main:  # which code, packages, host and job this start runs
+            from aimscale.provenance import write_provenance
+
+            write_provenance(self.run_dir)
 
     def _barrier(self) -> None:
         if self.env.distributed:
