@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import sys
 from dataclasses import dataclass
 
@@ -84,6 +85,13 @@ _WORKER_RENDERER: Renderer | None = None
 def _init_worker(renderer: Renderer) -> None:
     global _WORKER_RENDERER
     _WORKER_RENDERER = renderer
+    # forked workers inherit the trainer's stop handlers; with them, the SIGTERM of
+    # Pool.terminate would only set a flag and `close()` would wait for them forever. The main
+    # process alone decides when to stop: SIGTERM ends a worker, SIGINT and SIGUSR2 (a Ctrl-C or
+    # SLURM's warning, sent to the whole process group) leave it running.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     torch.set_num_threads(1)  # the parallelism is across workers
 
 

@@ -230,6 +230,7 @@ class _Trainer:
             self._fail(f"{type(err).__name__}: {err}", err)
             raise
         finally:
+            self.ddp = None  # it holds the process group, which teardown frees
             self.progress.close()
             if getattr(self, "data", None) is not None:
                 self.data.close()
