@@ -43,7 +43,7 @@ SUMMARY_KEYS = {
 def test_cli_run_matches_the_run_directory_contract(cli_run):
     run_dir, result = cli_run
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "checkpoints", "config.yaml", "metrics.jsonl", "status.json", "summary.json",
+        ".lock", "checkpoints", "config.yaml", "metrics.jsonl", "status.json", "summary.json",
     ]  # fmt: skip
     assert config_hash(from_yaml(run_dir / "config.yaml")) == config_hash(
         compose_reference_config(run_dir)
