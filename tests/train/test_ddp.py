@@ -98,3 +98,17 @@ def test_two_rank_command_exits_cleanly_every_time(tmp_path):
         assert result.returncode == 0, (attempt, result.stderr[-3000:])
         assert "terminate called" not in result.stderr
         assert (run_dir / "summary.json").is_file()
+
+
+def test_refused_run_dir_stops_every_rank_with_exit_2(tmp_path):
+    """Rank 0 alone claims the run directory; the other ranks get its refusal, none waits."""
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("not a run\n")
+    result = _torchrun("-m", "aimscale", "train", *TINY, *SYNTHETIC, *DDP_RUN,
+                       f"run_dir={foreign}", timeout=180)
+    assert result.returncode != 0
+    assert "is not empty and is not an aimscale run directory" in result.stderr
+    # torchrun reports the first failing rank's own exit code (the other may be stopped by it)
+    assert "exitcode  : 2" in result.stderr
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
