@@ -82,28 +82,24 @@ def train(cfg: RunConfig, stop_requested: Callable[[], bool] | None = None) -> d
 
 
 def _claim(env: DistEnv, run_dir: Path, cfg: RunConfig):
-    """Rank 0 claims the run directory; every rank gets its outcome: (the lock on rank 0, the
-    summary if done), or the same `RunRefused`."""
+    """Rank 0 claims the run directory and tells the other ranks the outcome: every rank returns
+    (the lock on rank 0, else None; the summary if done) or raises the same refusal."""
     lock = outcome = None
     if env.is_main:
         try:
             lock, summary = rundir.claim(run_dir, cfg)
-            outcome = ("claimed", summary)
-        except RunRefused as err:
-            outcome = ("refused", str(err))
-            if not env.distributed:
-                raise
-        except Exception as err:  # the other ranks must not wait for rank 0 forever
-            outcome = ("failed", f"rank 0 could not claim {run_dir}: {err}")
-            if not env.distributed:
-                raise
-            distributed.all_gather_objects(env, outcome)
+        except Exception as err:
+            if env.distributed:  # the other ranks wait for rank 0's outcome
+                refused = isinstance(err, RunRefused)
+                outcome = ("refused", str(err)) if refused else ("failed", repr(err))
+                distributed.all_gather_objects(env, outcome)
             raise
+        outcome = ("claimed", summary)
     kind, value = distributed.all_gather_objects(env, outcome)[0]
     if kind == "refused":
         raise RunRefused(value)
     if kind == "failed":
-        raise RuntimeError(value)
+        raise RuntimeError(f"rank 0 could not claim {run_dir}: {value}")
     return lock, value
 
 

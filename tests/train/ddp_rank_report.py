@@ -1,5 +1,6 @@
-"""Run under torchrun by test_ddp: train one run in-process and print, per rank, one JSON line
-with what the rank left behind and what it wrote.
+"""Run under torchrun by test_ddp (`ddp_rank_report.py REPORT_DIR OVERRIDES...`): train one run
+in-process and write, per rank, `REPORT_DIR/rank<r>.json` with what the rank left behind and what
+it wrote.
 
 - `threads_before` / `threads_after`: native threads before the process group exists and after
   `train` returns (gloo worker threads of a group never freed can abort the interpreter at exit).
@@ -50,12 +51,14 @@ def record_writes(root: Path, writes: list) -> None:
 
 
 if __name__ == "__main__":
-    cfg = compose(sys.argv[1:])
+    report_dir, overrides = Path(sys.argv[1]), sys.argv[2:]
+    cfg = compose(overrides)
     writes: list = []
     record_writes(Path(cfg.run_dir), writes)
     before = native_threads()
     summary = train(cfg)
     after = native_threads()
-    report = {"rank": int(os.environ["RANK"]), "threads_before": before, "threads_after": after,
+    rank = int(os.environ["RANK"])
+    report = {"rank": rank, "threads_before": before, "threads_after": after,
               "status": summary["status"], "writes": writes}
-    print(json.dumps(report), flush=True)
+    (report_dir / f"rank{rank}.json").write_text(json.dumps(report))
