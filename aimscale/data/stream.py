@@ -36,6 +36,7 @@ from aimscale.model.config import ModelConfig
 
 log = logging.getLogger("aimscale.data")
 MAX_TRIES = 64  # consecutive corrupt draws before giving up on a source
+_CLOSE_WAIT_S = 60.0  # for a prefetched batch still rendering when the stream closes
 _EPOCH_STREAM = 0xE90C
 _AUG_STREAM = 0xA06
 _RETRY_STREAM = 0x7E70000  # + the try number
@@ -214,6 +215,11 @@ class PretrainStream:
 
     def close(self) -> None:
         if self._pool is not None:
+            pending = self._prefetch[2] if self._prefetch is not None else None
+            if pending is not None:
+                # terminating workers mid-task can deadlock the pool's own shutdown (its task
+                # handler then waits on a queue lock forever); let the prefetch finish first
+                pending.wait(_CLOSE_WAIT_S)
             self._pool.terminate()
             self._pool.join()
             self._pool = None

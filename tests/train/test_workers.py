@@ -91,3 +91,26 @@ def test_train_with_workers_finishes_five_times_in_a_row(tmp_path):
     for attempt in range(5):
         result = _train_with_workers(tmp_path / f"try_{attempt}")
         assert result.returncode == 0, (attempt, result.stderr[-3000:])
+
+
+# Closes 2-worker streams right after a batch, while the next (prefetched) batch is rendering.
+_CLOSE_WHILE_PREFETCHING = """
+import sys
+from aimscale.config import compose
+from aimscale.data import build_pretrain_data
+cfg = compose(sys.argv[1:])
+for seed in range(150):
+    stream = build_pretrain_data(cfg.data, cfg.model, seed)
+    stream.next_batch(64)
+    stream.close()
+print("closed", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_closing_with_a_batch_in_flight_never_hangs():
+    """Terminating workers mid-task deadlocked Pool.terminate (its task handler waited on a
+    queue lock forever): seen within 150 closes before `close()` waited for the prefetch."""
+    result = _run_or_kill([sys.executable, "-c", _CLOSE_WHILE_PREFETCHING, *WORKER_RUN],
+                          "closing streams with a prefetch in flight")
+    assert result.returncode == 0 and result.stdout.strip() == "closed", result.stderr[-2000:]
