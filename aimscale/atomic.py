@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -17,13 +18,18 @@ from typing import IO, Any
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
+# the temp names `atomic_write` gives: ".<target name>.<random characters of mkstemp>.tmp"
+_TEMP_PREFIX, _TEMP_SUFFIX = ".", ".tmp"
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]+\.tmp$")
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     """Call `write(fileobj)` on a temp file, then atomically move it to `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f"{_TEMP_PREFIX}{path.name}.", suffix=_TEMP_SUFFIX, dir=path.parent
+    )
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -51,6 +57,24 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
         path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
     )
 
+
+def is_temp_file(name: str) -> bool:
+    """Whether `name` is the name of an `atomic_write` temp file."""
+    return bool(_TEMP_NAME.match(name))
+
+
+def remove_temp_files(directory: str | Path) -> list[Path]:
+    """Delete the temp files that writes killed mid-way left in `directory` (not below it);
+    call only while no other process writes there. Returns the deleted paths."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for path in directory.iterdir():
+        if is_temp_file(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def _fsync_dir(directory: Path) -> None:

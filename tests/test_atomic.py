@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from aimscale.atomic import atomic_write, atomic_write_json
+from aimscale.atomic import atomic_write, atomic_write_json, is_temp_file, remove_temp_files
 from aimscale.jsonfiles import read_json
 
 
@@ -38,3 +38,20 @@ def test_read_json_missing(tmp_path):
     assert read_json(tmp_path / "nope.json", default={}) == {}
     (tmp_path / "file").write_text("x")
     assert read_json(tmp_path / "file" / "a.json") is None
+
+
+def test_temp_files_of_killed_writes_are_recognised_and_removed(tmp_path):
+    seen = []
+
+    def look(handle):  # mid-write: the temp file exists beside the target
+        seen.extend(p.name for p in tmp_path.iterdir())
+        handle.write(b"{}")
+
+    atomic_write(tmp_path / "status.json", look)
+    (temp_name,) = seen
+    assert is_temp_file(temp_name)
+    assert not any(map(is_temp_file, ["status.json", ".lock", "notes.tmp", ".x.tmp"]))
+    (tmp_path / temp_name).write_bytes(b"partial")  # as a kill mid-write leaves it
+    (tmp_path / "notes.tmp").write_text("mine")
+    assert remove_temp_files(tmp_path) == [tmp_path / temp_name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.tmp", "status.json"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import sys
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ from aimscale.model.config import ModelConfig
 
 log = logging.getLogger("aimscale.data")
 MAX_TRIES = 64  # consecutive corrupt draws before giving up on a source
+_CLOSE_WAIT_S = 60.0  # for a prefetched batch still rendering when the stream closes
 _EPOCH_STREAM = 0xE90C
 _AUG_STREAM = 0xA06
 _RETRY_STREAM = 0x7E70000  # + the try number
@@ -86,6 +88,13 @@ _WORKER_RENDERER: Renderer | None = None
 def _init_worker(renderer: Renderer) -> None:
     global _WORKER_RENDERER
     _WORKER_RENDERER = renderer
+    # forked workers inherit the trainer's stop handlers; with them, the SIGTERM of
+    # Pool.terminate would only set a flag and `close()` would wait for them forever. The main
+    # process alone decides when to stop: SIGTERM ends a worker, SIGINT and SIGUSR2 (a Ctrl-C or
+    # SLURM's warning, sent to the whole process group) leave it running.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     torch.set_num_threads(1)  # the parallelism is across workers
 
 
@@ -212,6 +221,11 @@ class PretrainStream:
 
     def close(self) -> None:
         if self._pool is not None:
+            pending = self._prefetch[2] if self._prefetch is not None else None
+            if pending is not None:
+                # terminating workers mid-task can deadlock the pool's own shutdown (its task
+                # handler then waits on a queue lock forever); let the prefetch finish first
+                pending.wait(_CLOSE_WAIT_S)
             self._pool.terminate()
             self._pool.join()
             self._pool = None

@@ -1,7 +1,8 @@
 """Checkpoints of a run: `<run_dir>/checkpoints/step_{step:08d}.pt`.
 
 Written atomically (temp file, fsync, rename), so a file with the final name is complete; a kill
-mid-write leaves only a `.step_*.tmp` file, which nothing reads. Files are loaded with
+mid-write leaves only a `.step_*.tmp` file, which nothing reads (the trainer deletes such
+files when it claims the run directory, `aimscale.train.rundir`). Files are loaded with
 `torch.load(weights_only=True)`: RNG states are stored as tensors, everything else as plain
 containers. Content (see docs/ARCHITECTURE.md): `step`, `model`, `optimizer`, `scheduler`,
 `rng`, `data`, `metrics_offset`, plus `data_ranks` (every rank's data position) and `elapsed_s`.
@@ -100,15 +101,6 @@ def quarantine_unreadable(run_dir: str | Path, after_step: int) -> list[Path]:
             path.replace(target)
             moved.append(target)
     return moved
-
-
-def remove_temp_files(run_dir: str | Path) -> None:
-    """Delete leftovers of writes killed mid-way (`.step_*.pt.*.tmp`); call only while no
-    other process writes this run's checkpoints."""
-    directory = checkpoint_dir(run_dir)
-    if directory.is_dir():
-        for path in directory.glob(".step_*.tmp"):
-            path.unlink(missing_ok=True)
 
 
 def load_model_weights(run_dir: str | Path, step: int | str = "last"):

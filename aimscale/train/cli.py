@@ -1,9 +1,11 @@
 """`aimscale train [overrides]`: validate the config and the data, then train one run.
 
 Exit codes: 0 done (or already done), 1 failed (error.txt says why), 2 invalid config or data,
-75 stopped by a signal at a step boundary with a checkpoint saved (run the same command again to
-resume). SIGTERM, SIGUSR2 (SLURM's warning before a time limit) and a first Ctrl-C request that
-graceful stop; a second Ctrl-C interrupts at once.
+or a run directory refused (in use by another trainer, not an aimscale run, another config, a
+damaged file: `aimscale.train.rundir`), 75 stopped by a signal at a step boundary with a
+checkpoint saved (run the same command again to resume). SIGTERM, SIGUSR2 (SLURM's warning
+before a time limit) and a first Ctrl-C request that graceful stop; a second Ctrl-C interrupts
+at once.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import json
 import signal
 import sys
+from pathlib import Path
 
 EXIT_STOPPED = 75  # EX_TEMPFAIL: try again later (resumes)
 
@@ -73,7 +76,7 @@ def preflight(overrides: list[str]):
 
 def run(args: argparse.Namespace) -> int:
     from aimscale.config import to_yaml
-    from aimscale.train.runstate import resolve_run_dir
+    from aimscale.train.runstate import ERROR_FILE, resolve_run_dir
 
     cfg, problems = preflight(args.overrides)
     if problems:
@@ -91,12 +94,16 @@ def run(args: argparse.Namespace) -> int:
 
     from aimscale.errors import EXIT_BAD_INPUT, UserError
     from aimscale.train.loop import Diverged, train
+    from aimscale.train.rundir import RunRefused
 
     stop = _StopFlag()
     stop.install()
     print(f"aimscale train: run dir {cfg.run_dir}", file=sys.stderr, flush=True)
     try:
         result = train(cfg, stop_requested=stop)
+    except RunRefused as err:
+        print(f"aimscale train: {err}", file=sys.stderr)
+        return 2
     except Diverged as err:
         print(f"aimscale train: {err}", file=sys.stderr)
         return 1
@@ -104,11 +111,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"aimscale train: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as err:
-        print(
-            f"aimscale train: failed: {type(err).__name__}: {err} "
-            f"(details in {cfg.run_dir}/error.txt)",
-            file=sys.stderr,
-        )
+        error_file = Path(cfg.run_dir) / ERROR_FILE
+        details = f" (details in {error_file})" if error_file.is_file() else ""
+        print(f"aimscale train: failed: {type(err).__name__}: {err}{details}", file=sys.stderr)
         return 1
     if result.get("status") == "stopped":
         return EXIT_STOPPED

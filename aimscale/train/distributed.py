@@ -7,6 +7,7 @@ is world size 1 without a process group. gloo on CPU, nccl on GPU.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -64,14 +65,27 @@ def setup(device_preference: str = "auto") -> DistEnv:
             )
         if device.type == "cuda":
             torch.cuda.set_device(device)
+        _import_group_defaults()
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
         owns_group = True
     return DistEnv(rank, world_size, local_rank, device, owns_group)
 
 
+def _import_group_defaults() -> None:
+    """Import, before the group exists, the torch modules whose functions take
+    `group=group.WORLD` as a default argument (DDP imports one lazily). Imported after
+    `init_process_group`, their defaults would hold the group forever: its gloo worker threads
+    would outlive `teardown` and, still freeing a collective's tensors when the interpreter
+    exits, abort it ("terminate called without an active exception", SIGABRT)."""
+    import torch.distributed.nn.functional  # noqa: F401
+
+
 def teardown(env: DistEnv) -> None:
+    """Destroy the group we created and free it, which joins its communication threads; call
+    after every reference to a DDP wrapper of the model is dropped."""
     if env.owns_group and dist.is_initialized():
         dist.destroy_process_group()
+        gc.collect()  # a reference cycle may still hold the group
 
 
 def all_reduce_sum(env: DistEnv, values: list[float]) -> list[float]:

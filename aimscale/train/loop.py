@@ -14,8 +14,8 @@ therefore sees exactly the draws of the unsplit batch, and a resumed run repeats
 uninterrupted one without relying on where the RNG stream stood. The data stream is a pure
 function of its position (see `aimscale.data.stream`), which every checkpoint stores.
 
-Files (docs/ARCHITECTURE.md, "Run directory"): only rank 0 writes; every other rank only reads
-checkpoints.
+Files (docs/ARCHITECTURE.md, "Run directory"): only rank 0 writes, holding the run directory's
+lock (`aimscale.train.rundir`); every other rank only reads checkpoints.
 """
 
 from __future__ import annotations
@@ -31,20 +31,19 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from aimscale.atomic import atomic_write_text
-from aimscale.config import RunConfig, config_hash, from_yaml, to_yaml
+from aimscale.config import RunConfig
 from aimscale.train import checkpoint as ckpt
-from aimscale.train import distributed
+from aimscale.train import distributed, rundir
 from aimscale.train.distributed import DistEnv
 from aimscale.train.evaluate import validation_loss
 from aimscale.train.metrics import METRICS_FILE, MetricsWriter, read_metrics
 from aimscale.train.mfu import median_throughput, throughput_fields
 from aimscale.train.optim import build_optimizer, lr_at, set_lr
 from aimscale.train.progress import Progress
+from aimscale.train.rundir import RunRefused
 from aimscale.train.runstate import (
     RunStatus,
     clear_error,
-    read_summary,
     resolve_run_dir,
     write_error,
     write_summary,
@@ -60,22 +59,49 @@ class Diverged(RuntimeError):
 def train(cfg: RunConfig, stop_requested: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Train (or resume) the run of `cfg`; return its summary.
 
-    If `summary.json` exists the run is done and its summary is returned without training. When
-    `stop_requested()` turns true (checked after every step, on every rank; pass the same kind
-    of callable on all ranks) a checkpoint is saved, status.json says `stopped`, and
-    `{"status": "stopped", "step": k}` is returned; calling `train` again resumes. A NaN/inf loss
-    raises `Diverged` after recording the failure in status.json and error.txt; other errors are
-    recorded the same way and re-raised.
+    Rank 0 first claims the run directory (`aimscale.train.rundir`: lock, recognise, check the
+    config and the files) for the life of the call; a refusal raises `RunRefused` on every rank
+    before anything is trained. If `summary.json` exists the run is done and its summary is
+    returned without training. When `stop_requested()` turns true (checked after every step, on
+    every rank; pass the same kind of callable on all ranks) a checkpoint is saved, status.json
+    says `stopped`, and `{"status": "stopped", "step": k}` is returned; calling `train` again
+    resumes. A NaN/inf loss raises `Diverged` after recording the failure in status.json and
+    error.txt; other errors are recorded the same way and re-raised.
     """
     run_dir = resolve_run_dir(cfg)
-    done = read_summary(run_dir)
-    if done is not None:
-        return done
     env = distributed.setup(cfg.train.device)
+    lock = None
     try:
+        lock, done = _claim(env, run_dir, cfg)
+        if done is not None:
+            return done
         return _Trainer(cfg, run_dir, env, stop_requested).run()
     finally:
+        if lock is not None:
+            lock.release()
         distributed.teardown(env)
+
+
+def _claim(env: DistEnv, run_dir: Path, cfg: RunConfig):
+    """Rank 0 claims the run directory and tells the other ranks the outcome: every rank returns
+    (the lock on rank 0, else None; the summary if done) or raises the same refusal."""
+    lock = outcome = None
+    if env.is_main:
+        try:
+            lock, summary = rundir.claim(run_dir, cfg)
+        except Exception as err:
+            if env.distributed:  # the other ranks wait for rank 0's outcome
+                refused = isinstance(err, RunRefused)
+                outcome = ("refused", str(err)) if refused else ("failed", repr(err))
+                distributed.all_gather_objects(env, outcome)
+            raise
+        outcome = ("claimed", summary)
+    kind, value = distributed.all_gather_objects(env, outcome)[0]
+    if kind == "refused":
+        raise RunRefused(value)
+    if kind == "failed":
+        raise RuntimeError(f"rank 0 could not claim {run_dir}: {value}")
+    return lock, value
 
 
 def _micro_seed(seed: int, step: int, index: int) -> int:
@@ -96,7 +122,7 @@ class _Trainer:
         world = env.world_size
         self.micro = cfg.train.micro_batch_size or cfg.train.batch_size // world
         if cfg.train.batch_size % (self.micro * world):
-            raise ValueError(
+            raise RunRefused(
                 f"train.batch_size={cfg.train.batch_size} is not a multiple of micro_batch_size "
                 f"× world_size = {self.micro} × {world}; change one of them"
             )
@@ -105,32 +131,12 @@ class _Trainer:
 
         if unsupported(cfg.train):  # the CLI refuses these with exit 2; a job fails here
             raise NotImplementedError("; ".join(unsupported(cfg.train)))
-        self._claim_run_dir()
-
-    # ---- set-up --------------------------------------------------------------------------
-
-    def _claim_run_dir(self) -> None:
-        """Write config.yaml on a fresh run; refuse a run dir that holds a different config."""
-        path = self.run_dir / "config.yaml"
-        if self.env.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            if not path.exists():
-                atomic_write_text(path, to_yaml(self.cfg))
-        self._barrier()
-        existing = config_hash(from_yaml(path))
-        if existing != config_hash(self.cfg):
-            raise ValueError(
-                f"{self.run_dir} holds a run with a different config (hash {existing}, this one "
-                f"{config_hash(self.cfg)}); set another run_dir or delete that directory"
-            )
         if self.env.is_main:  # which code, packages, host and job this start runs
             from aimscale.provenance import write_provenance
 
             write_provenance(self.run_dir)
 
-    def _barrier(self) -> None:
-        if self.env.distributed:
-            torch.distributed.barrier()
+    # ---- set-up --------------------------------------------------------------------------
 
     def _autocast(self):
         precision = self.cfg.train.precision
@@ -191,7 +197,6 @@ class _Trainer:
         path = ckpt.latest_checkpoint(self.run_dir) if self.env.is_main else None
         path = distributed.all_gather_objects(self.env, path)[0]
         if self.env.is_main:
-            ckpt.remove_temp_files(self.run_dir)
             for moved in ckpt.quarantine_unreadable(self.run_dir, self._step_of(path)):
                 self.progress.message(f"unreadable checkpoint set aside as {moved}")
         if path is None:
@@ -250,6 +255,7 @@ class _Trainer:
             self._fail(f"{type(err).__name__}: {err}", err)
             raise
         finally:
+            self.ddp = None  # it holds the process group, which teardown frees
             self.progress.close()
             if getattr(self, "data", None) is not None:
                 self.data.close()

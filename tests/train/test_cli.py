@@ -48,7 +48,7 @@ def test_cli_run_matches_the_run_directory_contract(cli_run):
     run_dir, result = cli_run
     # provenance.diff only when the checkout has uncommitted changes
     assert sorted(p.name for p in run_dir.iterdir() if p.name != "provenance.diff") == [
-        "checkpoints", "config.yaml", "metrics.jsonl", "provenance.json", "status.json",
+        ".lock", "checkpoints", "config.yaml", "metrics.jsonl", "provenance.json", "status.json",
         "summary.json",
     ]  # fmt: skip
     assert config_hash(from_yaml(run_dir / "config.yaml")) == config_hash(
