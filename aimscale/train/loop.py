@@ -68,6 +68,10 @@ def train(cfg: RunConfig, stop_requested: Callable[[], bool] | None = None) -> d
     resumes. A NaN/inf loss raises `Diverged` after recording the failure in status.json and
     error.txt; other errors are recorded the same way and re-raised.
     """
+    from aimscale.train.support import unsupported
+
+    if unsupported(cfg.train):  # the CLI refuses these with exit 2; a job fails here, unwritten
+        raise NotImplementedError("; ".join(unsupported(cfg.train)))
     run_dir = resolve_run_dir(cfg)
     env = distributed.setup(cfg.train.device)
     lock = None
@@ -127,10 +131,6 @@ class _Trainer:
                 f"× world_size = {self.micro} × {world}; change one of them"
             )
         self.accum = cfg.train.batch_size // (self.micro * world)
-        from aimscale.train.support import unsupported
-
-        if unsupported(cfg.train):  # the CLI refuses these with exit 2; a job fails here
-            raise NotImplementedError("; ".join(unsupported(cfg.train)))
         if self.env.is_main:  # which code, packages, host and job this start runs
             from aimscale.provenance import write_provenance
 
