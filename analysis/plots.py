@@ -61,6 +61,9 @@ def save(fig: Figure, stem: str | Path) -> list[Path]:
             path = stem.with_suffix(ext)
             fig.savefig(path, **kw)
             out.append(path)
+            # The layout (in figure fractions) is done; the SVG reuses it instead of paying for
+            # constrained layout a second time.
+            fig.set_layout_engine("none")
     return out
 
 
@@ -346,14 +349,14 @@ def _size_colors(values: np.ndarray):
 
 def _colorbar(fig, ax, norm, label: str) -> None:
     """Colour bar with plain, short tick labels (2.5e5 rather than 2.5×10⁵ or 250000)."""
-    from matplotlib.ticker import FuncFormatter, LogLocator
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     cb = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=CMAP), ax=ax, label=label)
     if isinstance(norm, LogNorm):
         cb.ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0), numticks=20))
         cb.ax.yaxis.set_minor_locator(LogLocator(subs="auto", numticks=20))
     cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt(v)))
-    cb.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    cb.ax.yaxis.set_minor_formatter(NullFormatter())  # no text objects to lay out
 
 
 def plot_curves(curves: pd.DataFrame, sizes: dict, *, x: str = "images_seen", y: str = "loss",
@@ -504,6 +507,6 @@ def plot_backtest(bt, train_split: np.ndarray, train_loss: np.ndarray, *,
     cov = "" if bt.coverage is None else f", intervals held {fmt(100 * bt.coverage)}%"
     ax.set_title(f"Backtest: fit on {bt.n_train}, predict {bt.n_test} (grey)\n"
                  f"MAPE {fmt(bt.mape)}%{cov}")
-    _legend_beside(ax)
+    ax.legend(loc="lower left", frameon=False)
     _log_minor_labels(ax)
     return fig

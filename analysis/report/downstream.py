@@ -27,8 +27,11 @@ def section(r) -> None:
                          "note": "fewer than 3 runs with this probe"})
             continue
         try:
+            # only the plotted (first) probe feeds the two-step prediction, so only its
+            # sigmoid needs bootstrap refits; the others keep their correlation intervals
             corr = correlate(x[ok], yv[ok], bootstrap=r.opts.bootstrap, seed=r.opts.seed,
-                             level=r.opts.level)
+                             level=r.opts.level, sigmoid_intervals=primary is None,
+                             n_jobs=r.opts.n_jobs)
         except AnalysisError as err:
             rows.append({"probe": col, "runs": int(ok.sum()), "note": str(err)})
             continue
