@@ -75,19 +75,6 @@ def no_data(ax, message: str) -> None:
     ax.set_yticks([])
 
 
-def law_label(fit: Fit, var: str = "x") -> str:
-    """Formula with fitted values and the exponent's interval, e.g. L = 1.7 + 406·N^−0.34 […]."""
-    p, ci = fit.params, fit.ci()
-    if fit.law == "power":
-        e = "" if p["E"] == 0 else f"{fmt(p['E'])} + "
-        return (f"L = {e}{fmt(p['A'])}·{var}$^{{-{fmt(p['alpha'])}}}$, "
-                f"exponent {fmt(p['alpha'])}{ci_text(ci.get('alpha'))}")
-    if fit.law == "chinchilla":
-        return (f"L = {fmt(p['E'])} + {fmt(p['A'])}/N$^{{{fmt(p['alpha'])}}}$ + "
-                f"{fmt(p['B'])}/D$^{{{fmt(p['beta'])}}}$")
-    return f"BNSL, {(len(p) - 3) // 3} break(s)"
-
-
 @dataclass
 class Series:
     """Points of one group and, optionally, the law fitted to them (or why there is none)."""
