@@ -100,3 +100,24 @@ def test_failed_section_is_a_visible_warning_when_not_strict(tmp_path, monkeypat
     summary = json.loads((tmp_path / "report.json").read_text())
     assert summary["failed_sections"] == [
         "section 'Broken' failed: RuntimeError: deliberate failure in a section"]
+
+
+def test_scaling_plot_marks_sources_and_keeps_notes_off_the_axes():
+    from analysis import plots
+
+    x = np.array([1e3, 2e3, 4e3, 8e3])
+    src = np.array(["final run", "cooldown branch", "cooldown branch", "intermediate checkpoint"])
+    s = plots.Series("N ≈ 1e5", x, 2.0 * x**-0.3, None, "a long note that once covered the data",
+                     src)
+    fig = plots.plot_scaling([s], "D", "loss", "t", var="D")
+    ax = fig.axes[0]
+    shapes = {tuple(np.round(c.get_paths()[0].vertices[:3].ravel(), 3)) for c in ax.collections}
+    assert len(shapes) == 3  # one marker shape per source
+    assert not any("long note" in t.get_text() for t in ax.texts)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"final run", "cooldown branch", "intermediate checkpoint"} <= set(labels)
+    fig.canvas.draw()
+    legend_h = ax.get_legend().get_window_extent().height
+    assert legend_h <= ax.get_window_extent().height
+    assert plots.source_markers(["x", "final run", "y"]) == {"x": "D", "final run": "o",
+                                                             "y": "v"}
