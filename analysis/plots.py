@@ -207,6 +207,13 @@ def _log_minor_labels(ax) -> None:
         ax.yaxis.set_major_locator(LogLocator(subs=subs, numticks=30))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt(v)))
         ax.yaxis.set_minor_formatter(NullFormatter())
+    if ax.get_xscale() == "log":  # matplotlib's minor labels (3×10⁴ 4×10⁴ …) run into each other
+        xlo, xhi = ax.get_xlim()
+        if xlo > 0 and xhi / xlo < 10:  # no power of ten inside: label 2 and 5 × 10^k
+            ax.xaxis.set_minor_formatter(FuncFormatter(
+                lambda v, _: fmt(v) if f"{v:.0e}"[0] in "25" else ""))
+        else:
+            ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def plot_joint(n, d, loss, fit: Fit, *, n_label: str = "parameters N",

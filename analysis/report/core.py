@@ -116,6 +116,7 @@ class Report:
         """Run one section: AnalysisError → skipped with its reason; anything else → raised
         when strict, else a failure listed at the top of the page and on stderr."""
         self.doc.h(title)
+        t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", FitWarning)
             try:
@@ -136,6 +137,7 @@ class Report:
         for w in caught:
             if issubclass(w.category, FitWarning):
                 self.warnings.append(f"{title}: {w.message}")
+        self.summary.setdefault("section_seconds", {})[title] = time.perf_counter() - t0
 
     def build(self) -> Path:
         t0 = time.perf_counter()
