@@ -209,7 +209,7 @@ def _log_minor_labels(ax) -> None:
         ax.yaxis.set_minor_formatter(NullFormatter())
     if ax.get_xscale() == "log":  # matplotlib's minor labels (3×10⁴ 4×10⁴ …) run into each other
         xlo, xhi = ax.get_xlim()
-        if xlo > 0 and xhi / xlo < 10:  # no power of ten inside: label 2 and 5 × 10^k
+        if xlo > 0 and xhi / xlo < 100:  # at most 2 powers of ten inside: add 2 and 5 × 10^k
             ax.xaxis.set_minor_formatter(FuncFormatter(
                 lambda v, _: fmt(v) if f"{v:.0e}"[0] in "25" else ""))
         else:
