@@ -121,3 +121,18 @@ def test_scaling_plot_marks_sources_and_keeps_notes_off_the_axes():
     assert legend_h <= ax.get_window_extent().height
     assert plots.source_markers(["x", "final run", "y"]) == {"x": "D", "final run": "o",
                                                              "y": "v"}
+
+
+def test_sigmoid_bootstrap_does_not_depend_on_workers_and_can_be_skipped():
+    from analysis.correlate import correlate
+
+    rng = np.random.default_rng(1)
+    x = np.linspace(0.6, 1.2, 14)
+    y = 0.7 / (1 + np.exp(12 * (x - 0.9))) + 0.1 + 0.01 * rng.standard_normal(14)
+    one = correlate(x, y, bootstrap=150, n_jobs=1)
+    two = correlate(x, y, bootstrap=150, n_jobs=2)
+    np.testing.assert_array_equal(one.sigmoid_samples, two.sigmoid_samples)
+    assert one.ci == two.ci and "sigmoid_k" in one.ci
+    quick = correlate(x, y, bootstrap=150, sigmoid_intervals=False)
+    assert quick.sigmoid_samples is None and "sigmoid_k" not in quick.ci
+    assert quick.ci["spearman"] == one.ci["spearman"]
