@@ -17,6 +17,7 @@ from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from .correlate import Correlation, sigmoid  # noqa: E402
+from .plot_sources import scatter_by_source, source_legend, source_markers  # noqa: E402
 from .result import Fit  # noqa: E402
 
 CMAP = "viridis"
@@ -87,44 +88,6 @@ class Series:
     source: np.ndarray | None = None  # per point: final run, cooldown branch, checkpoint…
 
 
-# Marker per point source: a reader tells a final run from a cooldown branch or an intermediate
-# checkpoint at a glance. Unknown sources take the remaining shapes in order.
-SOURCE_MARKERS = {"final run": "o", "cooldown branch": "s", "intermediate checkpoint": "^"}
-SPARE_MARKERS = ("D", "v", "P", "X")
-
-
-def source_markers(sources) -> dict[str, str]:
-    """Marker of each source present, known ones first."""
-    present = list(dict.fromkeys(str(v) for v in sources))
-    out, spare = {}, iter(SPARE_MARKERS)
-    for name in present:
-        out[name] = SOURCE_MARKERS.get(name) or next(spare, "o")
-    return out
-
-
-def _scatter_by_source(ax, x, y, sources, markers: dict, **kw) -> None:
-    """Points, one marker shape per source (all circles without sources)."""
-    if sources is None:
-        ax.scatter(x, y, marker="o", **kw)
-        return
-    sources = np.asarray(sources, dtype=str)
-    for name, marker in markers.items():
-        m = sources == name
-        if m.any():
-            ax.scatter(np.asarray(x)[m], np.asarray(y)[m], marker=marker, **kw)
-        kw.pop("label", None)
-
-
-def _source_legend(ax, markers: dict):
-    """Handles for a marker legend when points come from more than one source."""
-    from matplotlib.lines import Line2D
-
-    if len(markers) < 2:
-        return []
-    return [Line2D([], [], ls="", marker=mk, color="0.35", label=name)
-            for name, mk in markers.items()]
-
-
 def _band(ax, fit: Fit, xs: np.ndarray, color, extra: tuple = ()) -> None:
     pred, lo, hi = fit.predict_interval(xs, *extra, kind="ci")
     if lo is not None:
@@ -155,7 +118,7 @@ def plot_scaling(series: list[Series], xlabel: str, ylabel: str, title: str, *,
                              if any(s.source is not None for s in series) else [])
     for s, color in zip(series, colors, strict=True):
         drawn = s.fit is not None and not s.fit.flat
-        _scatter_by_source(ax, s.x, s.y, s.source, markers, s=26, color=color,
+        scatter_by_source(ax, s.x, s.y, s.source, markers, s=26, color=color,
                            edgecolor="white", linewidth=0.5, zorder=3,
                            label=None if drawn else s.label)
         if drawn:
@@ -171,7 +134,7 @@ def plot_scaling(series: list[Series], xlabel: str, ylabel: str, title: str, *,
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    _legend_beside(ax, _source_legend(ax, markers))
+    _legend_beside(ax, source_legend(ax, markers))
     _log_minor_labels(ax)
     return fig
 
@@ -229,7 +192,7 @@ def plot_joint(n, d, loss, fit: Fit, *, n_label: str = "parameters N",
     for lev in levels:
         m = d == lev
         color = cmap(norm(lev) if norm else 0.5)
-        _scatter_by_source(ax, n[m], loss[m], None if source is None else np.asarray(source)[m],
+        scatter_by_source(ax, n[m], loss[m], None if source is None else np.asarray(source)[m],
                            markers, s=22, color=color, edgecolor="white", linewidth=0.4,
                            zorder=3)
         if len(levels) <= 12:
@@ -240,7 +203,7 @@ def plot_joint(n, d, loss, fit: Fit, *, n_label: str = "parameters N",
         _colorbar(fig, ax, norm, d_label)
     _log_log(ax, n_label, loss_label, "Joint law L(N, D)")
     if len(markers) > 1:
-        ax.legend(handles=_source_legend(ax, markers), loc="upper right", frameon=False)
+        ax.legend(handles=source_legend(ax, markers), loc="upper right", frameon=False)
     pred = fit.predict(n, d)
     ax2.scatter(loss, pred, s=18, color=cmap(0.35))
     lim = [min(loss.min(), pred.min()), max(loss.max(), pred.max())]
