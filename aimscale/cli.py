@@ -2,6 +2,8 @@
 
 Each subcommand module exposes `add_arguments(parser)` and `run(args) -> int`, and keeps heavy
 imports (torch, submitit) inside `run`, so `aimscale --help` and `aimscale status` stay fast.
+Exit codes (`aimscale.errors`): 0 ok, 1 run-time failure, 2 bad input; a `UserError` that a
+subcommand does not handle itself ends here as its message and exit 2, never as a traceback.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from aimscale.errors import EXIT_BAD_INPUT, UserError
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -27,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("aimscale.sweep.status_cli", "where a sweep stands: states, steps, losses, errors"),
     "collect": ("aimscale.sweep.collect_cli", "runs and curves tables of a sweep"),
     "report": ("aimscale.report", "fits, plots and an HTML report of a collected sweep"),
+    "next": ("aimscale.next_rung", "the next rung's sweep spec from a fitted sweep and a budget"),
     "demo": ("aimscale.demo", "the main job: a small sweep end to end, then the report"),
 }
 
@@ -52,8 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "_unavailable", None):
         print(f"aimscale {args.command}: not available in this build", file=sys.stderr)
-        return 2
-    return int(args._run(args) or 0)
+        return EXIT_BAD_INPUT
+    try:
+        return int(args._run(args) or 0)
+    except UserError as err:
+        print(f"aimscale {args.command}: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

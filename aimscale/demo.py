@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", type=int, default=200,
                         help="bootstrap resamples for the report's intervals")
     parser.add_argument("--poll", type=float, default=2.0, help="seconds between progress lines")
+    parser.add_argument("--strict", action="store_true", default=None,
+                        help="a report section that fails is an error (default: "
+                             "$AIMSCALE_STRICT)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     runs_path, curves_path = write_tables(sweep_dir)
     print(f"[demo] collected {runs_path} and {curves_path}")
-    report = write_report(sweep_dir, bootstrap=args.bootstrap)
+    report = write_report(sweep_dir, bootstrap=args.bootstrap, strict=args.strict)
     elapsed = time.perf_counter() - started
     print(f"[demo] report: {report}")
     print(f"[demo] {len(states) - len(failed)}/{len(states)} runs done; "

@@ -1,4 +1,4 @@
-"""``python -m analysis fit|isoflop|correlate|backtest|report`` on any CSV or parquet table.
+"""``python -m analysis fit|predict|isoflop|correlate|backtest|report`` on any CSV or parquet table.
 
 Exit status: 0 success, 1 the fit ran but did not converge (reported, never silent), 2 the input
 cannot support the request (the message says why).
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES
 from .cli_isoflop import add_isoflop_args, run_isoflop
+from .cli_predict import add_predict_parser, check_args, cmd_predict, from_aimscale
 from .cli_two_step import add_two_step_parser, cmd_two_step
 from .data import clean_rows, load_table, numeric, require_columns
 from .errors import AnalysisError, FitWarning
@@ -46,6 +47,8 @@ def _law_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--group", help="column of run ids: resample whole runs (e.g. checkpoints)")
     p.add_argument("--reduction", choices=("sum", "mean"), default="sum",
                    help="how the reported objective aggregates Huber terms (same optimum)")
+    p.add_argument("--objective", choices=("huber", "huber-mle"), default="huber",
+                   help="chinchilla: Huber sum (default) or the Huber-likelihood MLE (fits σ)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="chinchilla: recommend (N, D) for this compute budget (repeatable)")
     p.add_argument("--flops-per-param-token", type=float, default=6.0,
                    help="k in C = k·N·D for --plan and the frontier (default 6)")
+    p.add_argument("--save", metavar="FIT.json", help="save the fit for 'predict --fit'")
+
+    add_predict_parser(sub, _law_args)
 
     p = sub.add_parser("isoflop", help="IsoFLOP analysis (Approach 2)")
     _common(p)
@@ -76,8 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("backtest", help="fit below a threshold, predict above")
     _common(p, bootstrap=DEFAULT_RESAMPLES)
     _law_args(p)
-    p.add_argument("--holdout-above", required=True, metavar="COL=VALUE",
+    p.add_argument("--holdout-above", metavar="COL=VALUE",
                    help="hold out runs with COL > VALUE, e.g. total_flops=1e20")
+    p.add_argument("--holdout", metavar="'COL>V'",
+                   help="hold out runs with COL > V or COL >= V, e.g. 'total_flops>=1e20'")
+    p.add_argument("--holdout-where", metavar="EXPR",
+                   help="hold out the rows matching a pandas query, e.g. 'split==\"extrapolate\"'")
 
     p = sub.add_parser("report", help="HTML + Markdown report of a runs table")
     p.add_argument("table", help="runs table (CSV or parquet)")
@@ -106,23 +116,9 @@ def _inputs(args, df) -> tuple[dict[str, str], list[str]]:
 
 
 def _fit(args, df, names_cols):
-    from .bnsl import fit_bnsl
-    from .fit_joint import fit_joint
-    from .fit_power import fit_power
+    from .cli_predict import fit_clean, law_columns
 
-    groups = df[args.group].to_numpy() if args.group else None
-    boot = {"bootstrap": args.bootstrap, "seed": args.seed, "level": args.level,
-            "n_jobs": args.jobs, "groups": groups}
-    cols = list(names_cols.values())
-    loss = numeric(df, args.loss)
-    if args.law == "chinchilla":
-        return fit_joint(numeric(df, cols[0]), numeric(df, cols[1]), loss, delta=args.delta,
-                         reduction=args.reduction, floor=not args.no_floor,
-                         names=(cols[0], cols[1]), **boot)
-    if args.law == "power":
-        return fit_power(numeric(df, cols[0]), loss, floor=not args.no_floor, delta=args.delta,
-                         reduction=args.reduction, name=cols[0], **boot)
-    return fit_bnsl(numeric(df, cols[0]), loss, breaks=args.breaks, name=cols[0], **boot)
+    return fit_clean(args, df, law_columns(args))
 
 
 def _print_fit(fit, out) -> None:
@@ -151,14 +147,23 @@ def cmd_fit(args) -> tuple[dict, int]:
     out = fit.to_dict()
     out["warnings"] = dropped + out["warnings"]
     if args.plan and args.law == "chinchilla":
-        from .frontier import plan
+        from .cli_predict import plans
 
-        out["plans"] = [plan(fit, c, k=args.flops_per_param_token).to_dict() for c in args.plan]
+        out["plans"], plan_warn = plans(fit, args.plan, args.flops_per_param_token,
+                                        from_aimscale(df))
+        out["warnings"] += plan_warn
+    if args.save:
+        from .fitfile import save_fit
+
+        save_fit(fit, args.save, dict(zip(("N", "D") if args.law == "chinchilla" else ("x",),
+                                          fit.inputs, strict=True)))
+        out["saved"] = args.save
     if not args.json:
         _print_fit(fit, sys.stdout)
         for p in out.get("plans", []):
+            pre = (f"; nearest preset {p['preset']['name']}" if p.get("preset") else "")
             print(f"  plan for C = {p['flops']:.3g}: N = {p['n_opt']:.3g}, D = {p['d_opt']:.3g}, "
-                  f"loss {p['loss']:.4g}; nearest preset {p['preset']['name']}")
+                  f"loss {p['loss']:.4g}{pre}")
     return out, 0 if fit.converged else 1
 
 
@@ -184,35 +189,9 @@ def cmd_correlate(args) -> tuple[dict, int]:
 
 
 def cmd_backtest(args) -> tuple[dict, int]:
-    from .backtest import backtest
+    from .cli_predict import backtest_from_args
 
-    col, sep, value = args.holdout_above.partition("=")
-    try:
-        thr = float(value)
-    except ValueError:
-        thr = None
-    if not sep or thr is None:
-        raise AnalysisError(f"--holdout-above takes COL=VALUE, e.g. total_flops=1e20; got "
-                            f"{args.holdout_above!r}.")
-    df = load_rows(args)
-    names, cols = _inputs(args, df)
-    df, dropped = clean_rows(df, cols + [col], positive=cols, what="backtest")
-    inputs = {k: numeric(df, c) for k, c in names.items()}
-    kw = {"bootstrap": args.bootstrap, "seed": args.seed, "level": args.level,
-          "n_jobs": args.jobs}
-    if args.law == "bnsl":
-        kw["breaks"] = args.breaks
-    else:
-        kw.update(delta=args.delta, floor=not args.no_floor)
-    bt = backtest(args.law, inputs, numeric(df, args.loss), numeric(df, col), thr, column=col,
-                  **kw)
-    out = bt.to_dict()
-    out["warnings"] = dropped + out["warnings"]
-    if not args.json:
-        cov = "n/a" if bt.coverage is None else f"{100 * bt.coverage:.0f}%"
-        print(f"fit on {bt.n_train}, predicted {bt.n_test}: MAE {bt.mae:.4g}, RMSE {bt.rmse:.4g}, "
-              f"max {bt.max_abs:.4g}, MAPE {bt.mape:.3g}%, coverage {cov}")
-    return out, 0 if bt.fit.converged else 1
+    return backtest_from_args(args, load_rows(args), _inputs)
 
 
 def cmd_report(args) -> tuple[dict, int]:
@@ -223,7 +202,7 @@ def cmd_report(args) -> tuple[dict, int]:
     for note in check_mappable(runs, {"loss": args.loss, "params": args.params,
                                       "data": args.data, "flops": args.flops}):
         print(f"note: {note}", file=sys.stderr)
-    curves = load_table(args.curves) if args.curves else None
+    curves = load_table(args.curves, allow_empty=True) if args.curves else None
     out_dir = Path(args.out) if args.out else Path("report")
     opts = ReportOptions(bootstrap=args.bootstrap, seed=args.seed, n_jobs=args.jobs,
                          loss=args.loss, params=args.params, data=args.data, flops=args.flops,
@@ -235,7 +214,8 @@ def cmd_report(args) -> tuple[dict, int]:
 
 
 COMMANDS = {"fit": cmd_fit, "isoflop": cmd_isoflop, "correlate": cmd_correlate,
-            "backtest": cmd_backtest, "report": cmd_report, "two-step": cmd_two_step}
+            "backtest": cmd_backtest, "report": cmd_report, "two-step": cmd_two_step,
+            "predict": cmd_predict}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,7 +227,11 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("ignore" if as_json else "default", FitWarning)
         warnings.formatwarning = lambda m, c, *a, **k: f"warning: {m}\n"
         try:
-            out, code = run_command(COMMANDS[args.command], args)
+            check_args(args)
+            if args.command == "predict" and not args.table:  # from a saved fit: no rows
+                out, code = cmd_predict(args)
+            else:
+                out, code = run_command(COMMANDS[args.command], args)
         except AnalysisError as err:
             print(f"error: {err}", file=sys.stderr)
             if as_json:

@@ -1,4 +1,5 @@
-"""Comparisons across runs: ablation tables, width vs depth at matched size, layer-wise probes."""
+"""Comparisons across runs: ablation tables (the factor compared, differences to a baseline
+with intervals over seeds), width vs depth at matched size, layer-wise probes."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import re
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from .bootstrap import DEFAULT_LEVEL, interval
 from .data import numeric, require_columns
 from .errors import AnalysisError
+from .replicates import config_columns
 
 LAYER_PROBE = re.compile(r"^probe\.(?P<kind>.+?)_blocks(?P<start>\d+)-(?P<end>\d+)\.top1$")
 BASELINE_NAMES = ("baseline", "base", "default", "control", "reference")
@@ -23,14 +26,72 @@ def pick_baseline(variants: list[str]) -> str:
     return variants[0]
 
 
+def ablation_factor(df: pd.DataFrame, wanted: str | None = None) -> str:
+    """The column whose values an ablation compares: ``wanted`` when given, else ``variant``
+    when it takes ≥ 2 values, else the one config key the runs vary besides the seed."""
+    if wanted is not None:
+        require_columns(df, [wanted])
+        if df[wanted].nunique() < 2:
+            raise AnalysisError(f"the factor '{wanted}' takes {df[wanted].nunique()} value(s) in "
+                                "the analysed runs; nothing to compare")
+        return wanted
+    if "variant" in df.columns and df["variant"].nunique() >= 2:
+        return "variant"
+    varied = [c for c in config_columns(df) if c != "variant" and df[c].nunique() >= 2]
+    if len(varied) == 1:
+        return varied[0]
+    if not varied:
+        raise AnalysisError("the runs vary no config key besides the seed (and no 'variant' "
+                            "column has 2 values): nothing to compare")
+    raise AnalysisError(f"the runs vary {len(varied)} config keys ({', '.join(varied[:6])}); "
+                        "name the one to compare with `compare: {factor: KEY, baseline: VALUE}` "
+                        "in the sweep spec")
+
+
+def welch_interval(a: np.ndarray, b: np.ndarray, level: float = DEFAULT_LEVEL
+                   ) -> tuple[float, float]:
+    """Welch's t-interval of mean(a) − mean(b) (unequal variances; each needs ≥ 2 values)."""
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    diff = float(a.mean() - b.mean())
+    se2 = va + vb
+    if se2 <= 0:
+        return diff, diff
+    dof = se2**2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = float(stats.t.ppf(0.5 + level / 2, dof) * np.sqrt(se2))
+    return diff - half, diff + half
+
+
+def _match(order: list[str], wanted: str) -> str:
+    """``wanted`` among the factor's values as text, also as a number or case-insensitively
+    (a CSV turns `1` into `1.0` and `true` into `True`)."""
+    if wanted in order:
+        return wanted
+    for v in order:
+        if v.lower() == wanted.lower():
+            return v
+        try:
+            if float(v) == float(wanted):
+                return v
+        except ValueError:
+            pass
+    raise AnalysisError(f"Baseline '{wanted}' is not among the values {order}; pass one of "
+                        "them as the baseline.")
+
+
 def ablation_table(df: pd.DataFrame, variant: str, metric: str, *, baseline: str | None = None,
                    bootstrap: int = 1000, seed: int | None = 0,
-                   level: float = DEFAULT_LEVEL) -> pd.DataFrame:
-    """Per variant: runs (seeds), mean ± std of ``metric``, and the difference of means to the
-    baseline with a bootstrap interval (seeds resampled within each variant).
+                   level: float = DEFAULT_LEVEL, method: str = "welch") -> pd.DataFrame:
+    """Per value of ``variant`` (baseline first): runs (seeds), mean ± std of ``metric``, and
+    the difference of means to the baseline with an interval: Welch's t-interval
+    (``method="welch"``, honest with 3 seeds) or a bootstrap with seeds resampled within each
+    variant (``"bootstrap"``).
 
-    A variant with one seed gets no std and no interval: one run says nothing about seed noise.
+    ``resolved``: the interval excludes 0 (None for the baseline and where there is no
+    interval). A variant with one seed gets no std and no interval: one run says nothing about
+    seed noise.
     """
+    if method not in ("welch", "bootstrap"):
+        raise AnalysisError(f"unknown interval method '{method}'; use welch or bootstrap")
     require_columns(df, [variant, metric])
     vals = numeric(df, metric)
     keep = np.isfinite(vals)
@@ -38,10 +99,8 @@ def ablation_table(df: pd.DataFrame, variant: str, metric: str, *, baseline: str
     if sub.empty:
         raise AnalysisError(f"No finite values of '{metric}' to compare across '{variant}'.")
     order = list(dict.fromkeys(sub["variant"]))
-    base = pick_baseline(order) if baseline is None else str(baseline)
-    if base not in order:
-        raise AnalysisError(f"Baseline '{base}' is not among the variants {order}; pass one of "
-                            "them as the baseline.")
+    base = pick_baseline(order) if baseline is None else _match(order, str(baseline))
+    order = [base] + [o for o in order if o != base]
     rng = np.random.default_rng(seed)
 
     def boot_means(v: np.ndarray) -> np.ndarray | None:
@@ -51,20 +110,46 @@ def ablation_table(df: pd.DataFrame, variant: str, metric: str, *, baseline: str
 
     groups = {k: g["v"].to_numpy() for k, g in sub.groupby("variant", sort=False)}
     base_v = groups[base]
-    base_b = boot_means(base_v)
+    base_b = boot_means(base_v) if method == "bootstrap" else None
     rows = []
     for name in order:
         v = groups[name]
         diff = float(v.mean() - base_v.mean())
         lo = hi = np.nan
-        b = boot_means(v)
-        if name != base and b is not None and base_b is not None:
-            lo, hi = interval(b - base_b, level)
+        if name != base and len(v) >= 2 and len(base_v) >= 2:
+            if method == "welch":
+                lo, hi = welch_interval(v, base_v, level)
+            elif (b := boot_means(v)) is not None and base_b is not None:
+                lo, hi = interval(b - base_b, level)
+        resolved = None if name == base or not np.isfinite(lo) else bool(lo > 0 or hi < 0)
         rows.append({"variant": name, "n": len(v), "mean": float(v.mean()),
                      "std": float(v.std(ddof=1)) if len(v) > 1 else np.nan,
                      "diff": 0.0 if name == base else diff, "diff_lo": float(lo),
-                     "diff_hi": float(hi), "baseline": name == base})
+                     "diff_hi": float(hi), "baseline": name == base, "resolved": resolved})
     return pd.DataFrame(rows)
+
+
+def ablation_verdicts(table: pd.DataFrame, metric: str, level: float = DEFAULT_LEVEL,
+                      method: str = "welch") -> list[str]:
+    """One sentence per compared value: its difference to the baseline, the interval, and
+    whether it is resolved (the interval excludes 0)."""
+    base = table.loc[table["baseline"], "variant"].iloc[0]
+    what = "Welch t-interval over seeds" if method == "welch" else "bootstrap over seeds"
+    n_base = int(table.loc[table["baseline"], "n"].iloc[0])
+    out = []
+    for row in table[~table["baseline"]].itertuples(index=False):
+        head = f"{row.variant} − {base}: Δ {metric} = {row.diff:+.4g}"
+        if row.resolved is None:
+            out.append(f"{head}; no interval: {row.n} vs {n_base} run(s), each side needs ≥ 2 "
+                       "seeds (`seeds: 3` in the spec)")
+            continue
+        verdict = ("resolved (the interval excludes 0)" if row.resolved
+                   else "not resolved: the interval contains 0, so this difference is within "
+                        "the seed noise")
+        out.append(f"{head} [{row.diff_lo:+.4g}, {row.diff_hi:+.4g}] ({int(100 * level)}% "
+                   f"{what}, {row.n} vs {n_base} runs): "
+                   f"{verdict}")
+    return out
 
 
 def _cluster(values: np.ndarray, rel_tol: float) -> np.ndarray:

@@ -11,19 +11,32 @@ import pandas as pd
 from .errors import AnalysisError, FitWarning
 
 
-def load_table(path: str | Path) -> pd.DataFrame:
+def load_table(path: str | Path, allow_empty: bool = False) -> pd.DataFrame:
     """Read a CSV, TSV, parquet or JSON-lines table."""
     path = Path(path)
     if not path.exists():
         raise AnalysisError(f"Table {path} does not exist; pass the path of a CSV or parquet file.")
     suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    if suffix == ".tsv":
-        return pd.read_csv(path, sep="\t")
-    if suffix in (".jsonl", ".json"):
-        return pd.read_json(path, lines=suffix == ".jsonl")
-    return pd.read_csv(path)
+    try:
+        if suffix in (".parquet", ".pq"):
+            df = pd.read_parquet(path)
+        elif suffix == ".tsv":
+            df = pd.read_csv(path, sep="\t")
+        elif suffix in (".jsonl", ".json"):
+            df = pd.read_json(path, lines=suffix == ".jsonl")
+        else:
+            df = pd.read_csv(path)
+    except pd.errors.EmptyDataError as err:
+        raise AnalysisError(f"Table {path} is empty; it needs a header row and one row per "
+                            "run.") from err
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, IsADirectoryError,
+            ImportError, OSError) as err:
+        raise AnalysisError(f"Table {path} cannot be read as {suffix.lstrip('.') or 'CSV'} "
+                            f"({type(err).__name__}: {err}); pass a CSV, TSV, parquet or "
+                            "JSON-lines file.") from err
+    if len(df) == 0 and not allow_empty:
+        raise AnalysisError(f"Table {path} has a header but no rows; add one row per run.")
+    return df
 
 
 def require_columns(df: pd.DataFrame, columns: list[str]) -> None:

@@ -57,3 +57,16 @@ def fit_joint(n, d, loss, *, delta: float = DEFAULT_DELTA, reduction: str = "sum
     return fit_sum_of_powers("chinchilla", names, JOINT_PARAMS, [n, d], loss, starts, delta=delta,
                              reduction=reduction, floor=floor, bootstrap=bootstrap, seed=seed,
                              level=level, n_jobs=n_jobs, groups=groups, dropped=dropped)
+
+
+# Starts for refits near a known optimum: that optimum first, then a coarse grid (32 points).
+NEAR_GRID = {"alpha": (0.3, 0.7), "beta": (0.3, 0.7), "e": (-0.5, 0.5), "a": (5.0, 15.0),
+             "b": (5.0, 15.0)}
+
+
+def starts_near(fit: Fit) -> np.ndarray:
+    """Raw starts [e, a, α, b, β] for refitting the joint law near ``fit``'s optimum."""
+    p = fit.params
+    e = np.log(max(p["E"], 1e-9))
+    best = [e, np.log(p["A"]), p["alpha"], np.log(p["B"]), p["beta"]]
+    return np.vstack([np.array(best)[None, :], joint_grid(NEAR_GRID)])

@@ -37,6 +37,22 @@ def check_points(law_text: str, n_params: int, n: int, distinct: dict[str, int],
                 f"its parameters; the data have {k}. Add runs at more values of {name}{hint}.")
 
 
+def falling_trend(log_x: np.ndarray, log_y: np.ndarray,
+                  rho_max: float = -0.8) -> tuple[float, float] | None:
+    """(Spearman ρ, drop in loss) when the loss falls clearly with one of the inputs (rank
+    correlation ≤ ``rho_max`` over at least 6 points); None otherwise."""
+    from scipy.stats import spearmanr
+
+    if len(log_y) < 6:
+        return None
+    rhos = [spearmanr(log_x[:, j], log_y)[0] for j in range(log_x.shape[1])]
+    rhos = [r for r in rhos if np.isfinite(r)]
+    if not rhos or min(rhos) > rho_max:
+        return None
+    y = np.exp(log_y)
+    return float(min(rhos)), float(np.percentile(y, 95) - np.percentile(y, 5))
+
+
 def raw_to_public(raw: np.ndarray, e_floor: float, k: int) -> np.ndarray:
     """[e, a₁, α₁, …] rows → [E, A₁, …, α₁, …] with E snapped to 0 at its lower bound."""
     raw = np.atleast_2d(raw)
@@ -105,6 +121,15 @@ def fit_sum_of_powers(law: str, names: tuple[str, ...], param_names: tuple[str, 
         lo_x, hi_x = float(np.min(x)), float(np.max(x))
         spans.append(amp * (lo_x ** -ex - hi_x ** -ex))
     flat = bool(max(spans) < 2.0 * gof.rmse)
+    falls = falling_trend(log_x, np.log(loss))
+    if flat and falls is not None:
+        # Not flat: the data fall clearly, and the law cannot follow them.
+        flat = False
+        warn.append(f"the loss falls clearly across the data (by {falls[1]:.3g}, rank "
+                    f"correlation {falls[0]:.2f}) but the fitted law follows "
+                    f"only {max(spans):.3g} of it (RMSE {gof.rmse:.3g}): its form does not fit "
+                    "these data (the curve steepens, breaks or bends where this law cannot); "
+                    "try another law (e.g. --law bnsl), a narrower range, or check the columns")
     if flat:
         warn.append(f"the fitted change in loss across the data ({max(spans):.3g}) is below twice "
                     f"the scatter (RMSE {gof.rmse:.3g}): the data are flat, so the exponent is "

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from . import laws
 from .bootstrap import interval
+
+CI_METHOD = "percentile bootstrap over runs (parameter uncertainty only)"
 
 
 @dataclass
@@ -50,6 +53,9 @@ class Fit:
     inputs: tuple[str, ...] = ()
     input_range: dict[str, tuple[float, float]] = field(default_factory=dict)
     seed: int | None = 0
+    objective_name: str = "huber"
+    sigma: float | None = None  # residual scale of the Huber-likelihood (huber-mle) objective
+    pi_model: Any = None  # intervals.PredictionModel once calibrated
 
     @property
     def params(self) -> dict[str, float]:
@@ -66,6 +72,13 @@ class Fit:
         lo, hi = interval(self.samples, self.level)
         return {k: (float(a), float(b)) for k, a, b in zip(self.param_names, lo, hi, strict=True)}
 
+    def se(self) -> dict[str, float]:
+        """Bootstrap standard error of every parameter (empty without a bootstrap)."""
+        if self.samples is None or len(self.samples) < 2:
+            return {}
+        sd = np.nanstd(self.samples, axis=0, ddof=1)
+        return {k: float(v) for k, v in zip(self.param_names, sd, strict=True)}
+
     def predict(self, *inputs) -> np.ndarray:
         """Point prediction of the loss at ``inputs`` (arrays, in the law's input order)."""
         return laws.predict(self.law, self.values, *map(np.atleast_1d, inputs))
@@ -80,9 +93,12 @@ class Fit:
         """(prediction, lo, hi) at ``inputs``.
 
         kind="ci": interval of the fitted curve (parameter uncertainty only).
-        kind="pi": interval for a new observation: each bootstrap prediction times exp(a residual
-        drawn from the fit's log residuals), so run-to-run scatter is included.
-        lo/hi are None without a bootstrap (for "pi" the residuals alone are used then).
+        kind="pi": interval for a new observation. With a prediction-error model
+        (``pi_model``, see ``intervals``) it includes noise and extrapolation error; without one,
+        as kind="pi_residuals".
+        kind="pi_residuals": each bootstrap prediction times exp(a residual drawn from the fit's
+        log residuals), so run-to-run scatter is included but not extrapolation error.
+        lo/hi are None without a bootstrap (for "pi_residuals" the residuals alone are used then).
         """
         pred = self.predict(*inputs)
         samples = self.predict_samples(*inputs)
@@ -91,8 +107,14 @@ class Fit:
                 return pred, None, None
             lo, hi = interval(samples, self.level)
             return pred, lo, hi
-        if kind != "pi":
-            raise ValueError("kind must be 'ci' or 'pi'")
+        if kind == "pi" and self.pi_model is not None:
+            from .intervals import predict
+
+            rows = predict(self, self.pi_model, list(map(np.atleast_1d, inputs)), self.level,
+                           self.seed if seed is None else seed)
+            return pred, np.array([r.pi[0] for r in rows]), np.array([r.pi[1] for r in rows])
+        if kind not in ("pi", "pi_residuals"):
+            raise ValueError("kind must be 'ci', 'pi' or 'pi_residuals'")
         rng = np.random.default_rng(self.seed if seed is None else seed)
         base = pred[None, :] if samples is None else samples
         reps = max(1, 2000 // base.shape[0])
@@ -120,6 +142,14 @@ class Fit:
             out[name] = (float(lo), float(hi))
         return out
 
+    def derived_se(self) -> dict[str, float]:
+        if self.law != "chinchilla" or self.samples is None or len(self.samples) < 2:
+            return {}
+        s = self.samples
+        vals = laws.compute_optimal(s[:, 1], s[:, 2], s[:, 3], s[:, 4])
+        return {n: float(np.std(v[np.isfinite(v)], ddof=1))
+                for n, v in zip(("a", "b", "G"), vals, strict=True)}
+
     def to_dict(self) -> dict:
         """JSON-ready summary in the shape of ``python -m analysis fit --json``."""
         out = {
@@ -128,10 +158,12 @@ class Fit:
             "inputs": list(self.inputs),
             "params": self.params,
             "ci": {k: list(v) for k, v in self.ci().items()},
+            "se": self.se(),
             "level": self.level,
             "n_resamples": self.n_resamples,
             "n_failed_resamples": self.n_failed_resamples,
             "objective": self.objective,
+            "objective_name": self.objective_name,
             "converged": self.converged,
             "message": self.message,
             "rmse": self.gof.rmse,
@@ -144,5 +176,13 @@ class Fit:
         if self.law == "chinchilla":
             co = self.derived()
             co["ci"] = {k: list(v) for k, v in self.derived_ci().items()}
+            co["se"] = self.derived_se()
             out["compute_optimal"] = co
+        if self.sigma is not None:
+            out["sigma"] = self.sigma
+        if self.n_resamples:
+            out["ci_method"] = CI_METHOD
+        if self.pi_model is not None:
+            out["pi_method"] = self.pi_model.to_dict()["method"]
+            out["pi_model"] = self.pi_model.to_dict()
         return out

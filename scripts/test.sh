@@ -10,4 +10,5 @@ if [[ -x tests/slurm/start.sh ]]; then
   trap 'bash tests/slurm/stop.sh || true' EXIT
 fi
 python3 -m ruff check .
+export AIMSCALE_STRICT=1  # reports raise a crashing section instead of only noting it
 python3 -m pytest "$@"

@@ -37,9 +37,9 @@ pytestmark = pytest.mark.skipif(
 
 def _demo(tmp_path: Path) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
+    proc = subprocess.run(  # --strict: a report section that crashes fails the demo (exit 1)
         [sys.executable, "-m", "aimscale", "demo", "--spec", "tiny.yaml", "--sweep-dir",
-         "runs", "--bootstrap", "50", "--poll", "0.5"],
+         "runs", "--bootstrap", "50", "--poll", "0.5", "--strict"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

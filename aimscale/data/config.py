@@ -43,8 +43,11 @@ class DataConfig:
                 found.append(f"data.sources[{i}].kind={source.kind!r} is not one of {SOURCE_KINDS}")
             if source.size is not None and source.size <= 0:
                 found.append(f"data.sources[{i}].size must be positive or null, got {source.size}")
-            if source.weight <= 0:
-                found.append(f"data.sources[{i}].weight must be positive, got {source.weight}")
+            if not source.weight > 0 or source.weight == float("inf"):  # also nan
+                found.append(
+                    f"data.sources[{i}].weight must be a positive finite number, got "
+                    f"{source.weight}"
+                )
         if self.num_images is not None and self.num_images <= 0:
             found.append(f"data.num_images must be positive or null, got {self.num_images}")
         if self.val_images < 0:

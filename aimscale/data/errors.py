@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from aimscale.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError, ValueError):
     """A dataset that cannot be used as configured (missing path, empty, too small, unreadable).
 
     The message names the path or setting at fault and says how to fix it.

@@ -8,6 +8,7 @@ are 47 MB uncompressed, so a numpy view over the decompressed bytes is the whole
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -33,14 +34,19 @@ def read_idx(path: str | Path) -> np.ndarray:
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zlib.error) as err:  # gzip: BadGzipFile, EOFError, zlib.error
         raise DataError(
-            f"cannot read IDX file {path}: {err}; re-fetch or replace the file"
+            f"cannot read IDX file {path}: {err}; the file is damaged, re-fetch or replace it"
         ) from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
         raise DataError(f"{path} is not an IDX file (bad magic {raw[:4]!r}); re-fetch the file")
     dtype, ndim = _DTYPES[raw[2]], raw[3]
     header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(
+            f"IDX file {path} has {len(raw)} bytes, fewer than its {ndim}-dimension header "
+            f"needs ({header}); the file is truncated, re-fetch it"
+        )
     dims = tuple(int(d) for d in np.frombuffer(raw[4:header], dtype=">i4"))
     expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
     if len(raw) != expected:

@@ -5,6 +5,7 @@ Examples:
   aimscale probe runs/x --blocks all-windows         # layer sweep: <kind>_blocks<s>-<e>.json
   aimscale probe runs/x --fractions 0.25,0.5,1.0     # along training: <kind>_last_step<k>.json
   aimscale probe runs/x --kind lora --lr 1e-3 --wd 0 # LoRA fine-tuning (rank --lora-rank)
+  torchrun --nproc_per_node=2 -m aimscale probe runs/x  # the trunk's work shared by 2 ranks
 Results go to RUN_DIR/probe/<name>.json; unset options take the ProbeConfig defaults.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -61,31 +63,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lora-rank", type=int)
     parser.add_argument("--lora-epochs", type=int)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--disk-cache", action="store_true", default=None,
-                        help="also cache features in RUN_DIR/probe/cache/ (float32)")  # fmt: skip
+    parser.add_argument(
+        "--cache",
+        choices=["auto", "disk", "none"],
+        help="features between epochs: auto (default: a temporary fp16 store) | "
+        "disk (kept in RUN_DIR/probe/cache/) | none (trunk every epoch)",
+    )
+    parser.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="keep results already in RUN_DIR/probe/ made by the same request",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
 FIELDS = (
     "checkpoint", "fractions", "dataset", "blocks", "window_size", "kind", "name", "epochs",
     "lrs", "weight_decays", "batch_size", "val_fraction", "limit_train", "limit_test", "seed",
-    "lora_rank", "lora_epochs", "device", "disk_cache",
+    "lora_rank", "lora_epochs", "device", "cache",
 )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     from aimscale.probe.config import ProbeError, probe_config
-    from aimscale.probe.run import run_probes
+    from aimscale.probe.run import probe_run
 
     given = {key: getattr(args, key) for key in FIELDS if getattr(args, key) is not None}
     for key in ("limit_train", "limit_test"):
         if given.get(key) == "all":
             given[key] = None
     try:
-        results = run_probes(args.run_dir, probe_config(given))
+        # probe_run joins the job's ranks when started by torchrun or as a multi-task job
+        results = probe_run(args.run_dir, probe_config(given), skip_existing=args.skip_existing)
     except ProbeError as err:
         print(f"aimscale probe: {err}", file=sys.stderr)
         return 2
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # rank 0 reports
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
         return 0

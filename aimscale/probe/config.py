@@ -2,9 +2,10 @@
 
 Recipe (the paper's appendix is not available; this is ours, sized for CPU-scale sweeps):
 AdamW (β = 0.9, 0.999), linear warmup over the first epoch then cosine to 0, batch 256, a grid of
-learning rate × weight decay trained together on the same cached features, the grid member with
-the best accuracy on a validation split (carved deterministically from the training split) is
-reported on the test split. No augmentation, so the trunk runs once per image.
+learning rate × weight decay trained together from the same streamed batches of features, the
+grid member with the best accuracy on a validation split (carved deterministically from the
+training split) is reported on the test split. No augmentation, so an image's features are fixed
+and may be cached on disk (`cache`), instead of re-running the trunk every epoch.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from aimscale.errors import UserError
+
 KINDS = ("attentive", "linear", "both", "lora")
 DATASET_KINDS = ("fashion-mnist", "mnist", "image-folder", "synthetic")
 WINDOW_NAMES = ("last", "best", "all-windows")
+CACHE_MODES = ("auto", "disk", "none")
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
 
 
-class ProbeError(ValueError):
+class ProbeError(UserError, ValueError):
     """A probe that cannot run as asked; the message names the problem and the fix."""
 
 
@@ -57,7 +61,11 @@ class ProbeConfig:
     lora_epochs: int = 2
     name: str | None = None  # null: <kind>_<window>[_step<k>]
     device: str = "auto"  # auto | cpu | cuda
-    disk_cache: bool = False  # also keep features in RUN_DIR/probe/cache/ (float32, can be large)
+    # features between epochs: auto (a temporary fp16 store on disk, deleted when the probe ends,
+    # when epochs > 1 and it needs at most AIMSCALE_PROBE_CACHE_GB, default 4; else none) |
+    # disk (kept in RUN_DIR/probe/cache/ for later probes of the same checkpoint) |
+    # none (the trunk runs over the images every epoch)
+    cache: str = "auto"
 
     def problems(self) -> list[str]:
         """Every inconsistency, as sentences (empty when valid)."""
@@ -104,6 +112,8 @@ class ProbeConfig:
             value = getattr(self, key)
             if value is not None and value < 2:
                 found.append(f"probe {key} must be >= 2 or null (whole split), got {value}")
+        if self.cache not in CACHE_MODES:
+            found.append(f"probe cache={self.cache!r} is not one of {CACHE_MODES}")
         if self.device not in ("auto", "cpu", "cuda"):
             found.append(f"probe device={self.device!r} is not one of ('auto', 'cpu', 'cuda')")
         if self.name is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.name):
@@ -117,6 +127,27 @@ class ProbeConfig:
         if problems:
             raise ProbeError(_listing("invalid probe configuration", problems))
         return self
+
+    def run_problems(self, run_cfg: Any) -> list[str]:
+        """What would stop this probe on a run trained with `run_cfg` (an
+        `aimscale.config.RunConfig`), known before training: blocks outside the trunk, a
+        checkpoint step that training does not keep."""
+        from aimscale.probe.windows import resolve_windows
+
+        found = []
+        try:
+            resolve_windows(self.blocks, run_cfg.model.depth, self.window_size)
+        except ProbeError as err:
+            found.append(str(err))
+        step = self.checkpoint_step
+        if step is not None and self.fractions is None:
+            kept = run_cfg.train.final_checkpoint_steps()
+            if step not in kept:
+                found.append(
+                    f"probe checkpoint={step}: training keeps the checkpoints of steps {kept} "
+                    f"only; pick one of them, or keep step {step} with train.keep_fractions"
+                )
+        return found
 
     @property
     def kinds(self) -> list[str]:

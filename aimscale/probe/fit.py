@@ -1,7 +1,8 @@
-"""Train a grid of probe heads together on fixed features, and score them.
+"""Train grids of probe heads together on the same batches of features, and score them.
 
-Every head of the grid sees the same batches in the same order (one shuffle per epoch from the
-seeded generator) and has its own learning rate and weight decay (`GridAdamW`). Schedule:
+Every head of a grid sees the same batches in the same order (one shuffle per epoch) and has its
+own learning rate and weight decay (`GridAdamW`); `fit_grids` trains several grids (block
+windows × kinds) from each streamed batch, `fit_heads` one grid on in-memory features. Schedule:
 linear warmup over the first epoch (at most 10% of the steps), then cosine to 0. The summed
 cross-entropy of the G heads is minimised: the heads share no parameters, so each head gets
 exactly the gradient of its own loss.
@@ -10,7 +11,7 @@ exactly the gradient of its own loss.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -111,6 +112,59 @@ def batches(
     return chunks
 
 
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The shuffle of epoch `epoch`: a pure function of (seed, epoch), so any epoch can be
+    re-streamed on its own (a separate stream from the heads' init and the validation split)."""
+    return torch.Generator().manual_seed((seed + 2) * 1_000_003 + epoch)
+
+
+class GridFit:
+    """One grid of G heads (`GridHeads`) with its `GridAdamW`; `step` updates all G at once."""
+
+    def __init__(self, heads: GridHeads, grid: list[Hparams]):
+        if heads.groups != len(grid):
+            raise ValueError(f"{heads.groups} heads for a grid of {len(grid)}")
+        self.heads, self.grid = heads, grid
+        self.optimizer = GridAdamW(heads.grid_parameters(), grid)
+
+    def step(self, features: torch.Tensor, labels: torch.Tensor, factor: float) -> None:
+        logits = self.heads(features)  # [G, B, C]
+        target = labels.expand(self.heads.groups, -1)
+        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="sum")
+        self.optimizer.zero_grad()
+        (loss / len(labels)).backward()
+        self.optimizer.step(factor)
+
+
+Batch = tuple[Sequence[torch.Tensor], torch.Tensor]  # (one input per grid, labels)
+
+
+def fit_grids(
+    fits: Sequence[GridFit],
+    epoch_batches: Callable[[int], Iterable[Batch]],
+    epochs: int,
+    steps_per_epoch: int,
+) -> None:
+    """Train every grid of `fits` from the same batches: `epoch_batches(e)` yields, for epoch e,
+    `steps_per_epoch` batches of (inputs, one per grid; labels). The learning-rate schedule
+    (`schedule_factors`) is planned from `steps_per_epoch`; a batch with fewer than 2 images
+    (undecodable images left out) is skipped but still advances the schedule."""
+    factors = schedule_factors(epochs, steps_per_epoch)
+    for fit in fits:
+        fit.heads.train()
+    step = 0
+    for epoch in range(epochs):
+        for inputs, labels in epoch_batches(epoch):
+            if step >= len(factors):
+                raise RuntimeError(f"epoch {epoch} yielded more than {steps_per_epoch} batches")
+            if len(labels) >= 2:
+                for fit, x in zip(fits, inputs, strict=True):
+                    fit.step(x, labels, factors[step])
+            step += 1
+    for fit in fits:
+        fit.heads.eval()
+
+
 def fit_heads(
     heads: GridHeads,
     grid: list[Hparams],
@@ -121,23 +175,17 @@ def fit_heads(
     batch_size: int,
     generator: torch.Generator,
 ) -> GridHeads:
-    """Train `heads` (G = len(grid)) on `features[rows]` / `labels[rows]` (features [N, ...]);
-    returns them in eval mode."""
-    if heads.groups != len(grid):
-        raise ValueError(f"{heads.groups} heads for a grid of {len(grid)}")
-    optimizer = GridAdamW(heads.grid_parameters(), grid)
-    factors = iter(schedule_factors(epochs, len(batches(len(rows), batch_size))))
+    """Train `heads` (G = len(grid)) on in-memory `features[rows]` / `labels[rows]` (features
+    [N, ...]); returns them in eval mode. The probe itself streams (`fit_grids` directly)."""
+    fit = GridFit(heads, grid)
     rows = rows.to(features.device)
-    heads.train()
-    for _ in range(epochs):
+
+    def epoch_batches(_epoch: int) -> Iterator[Batch]:
         for batch in batches(len(rows), batch_size, generator):
             index = rows[batch.to(rows.device)]
-            logits = heads(features[index])  # [G, B, C]
-            target = labels[index].expand(heads.groups, -1)
-            loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="sum")
-            optimizer.zero_grad()
-            (loss / len(index)).backward()
-            optimizer.step(next(factors))
+            yield [features[index]], labels[index]
+
+    fit_grids([fit], epoch_batches, epochs, len(batches(len(rows), batch_size)))
     return heads.eval()
 
 
@@ -148,9 +196,13 @@ def predict(heads: GridHeads, features: torch.Tensor, batch_size: int = 1024) ->
     return torch.cat([heads(chunk) for chunk in features.split(batch_size)], dim=1)
 
 
-def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> list[float]:
-    """Per head, the fraction of rows whose label is among the k largest logits ([G, N, C])."""
+def topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """Per head, the number of rows whose label is among the k largest logits ([G, N, C])."""
     k = min(k, logits.shape[-1])
     top = logits.topk(k, dim=-1).indices  # [G, N, k]
-    correct = (top == labels[None, :, None]).any(-1).sum(-1)
-    return [c / len(labels) for c in correct.tolist()]  # exact fractions, e.g. 0.31
+    return (top == labels[None, :, None]).any(-1).sum(-1)
+
+
+def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> list[float]:
+    """Per head, the fraction of rows whose label is among the k largest logits ([G, N, C])."""
+    return [c / len(labels) for c in topk_correct(logits, labels, k).tolist()]  # exact fractions

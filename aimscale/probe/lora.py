@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aimscale.probe.fit import GridAdamW, Hparams, batches, schedule_factors
+from aimscale.probe.fit import GridAdamW, Hparams, schedule_factors
 from aimscale.probe.heads import AttentiveHeads
 
 TARGETS = ("qkv", "proj")
@@ -66,19 +67,19 @@ def finetune_lora(
     trunk: nn.Module,
     blocks: list[int],
     hp: Hparams,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    rows: torch.Tensor,
+    image_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+    steps_per_epoch: int,
     num_classes: int,
     heads: int,
     rank: int,
     epochs: int,
-    batch_size: int,
     generator: torch.Generator,
 ) -> tuple[nn.Module, AttentiveHeads]:
     """Fine-tune a copy of `trunk` with LoRA adapters and an attentive head on the features of
-    `blocks`, on `images[rows]`; the original trunk is untouched. Returns (adapted trunk, head),
-    both in eval mode. One grid member: the trunk changes, so members cannot share features.
+    `blocks`; `image_batches(e)` yields epoch e's `steps_per_epoch` batches of (images, labels)
+    (streamed: one batch in memory). The original trunk is untouched. Returns (adapted trunk,
+    head), both in eval mode. One grid member: the trunk changes, so members cannot share
+    features. `generator` draws the adapters' and the head's initial weights.
     """
     device = next(trunk.parameters()).device
     tuned = copy.deepcopy(trunk)
@@ -87,14 +88,16 @@ def finetune_lora(
     head = AttentiveHeads(1, trunk.cfg.width, heads, num_classes, generator).to(device)
     # a grid of one: the adapters take the member's learning rate and weight decay too
     optimizer = GridAdamW(head.grid_parameters() + [(p, True) for p in adapters], [hp])
-    factors = iter(schedule_factors(epochs, len(batches(len(rows), batch_size))))
+    factors = iter(schedule_factors(epochs, steps_per_epoch))
     head.train()
-    for _ in range(epochs):
-        for batch in batches(len(rows), batch_size, generator):
-            index = rows[batch]
-            logits = head(tuned.features(images[index].to(device), blocks))[0]
-            loss = F.cross_entropy(logits, labels[index].to(device))
+    for epoch in range(epochs):
+        for images, labels in image_batches(epoch):
+            factor = next(factors)
+            if len(labels) < 2:
+                continue  # undecodable images left out; the schedule still advances
+            logits = head(tuned.features(images.to(device), blocks))[0]
+            loss = F.cross_entropy(logits, labels.to(device))
             optimizer.zero_grad()
             loss.backward()
-            optimizer.step(next(factors))
+            optimizer.step(factor)
     return tuned.eval(), head.eval()

@@ -1,9 +1,12 @@
 """Probe a pre-trained run: checkpoints × block windows × kinds -> RUN_DIR/probe/<name>.json.
 
 Everything that can be wrong (no run, no checkpoint, a block window out of range, unusable data)
-is checked before any training. Per checkpoint the trunk runs once per split over all windows;
-per window and kind, the whole learning-rate × weight-decay grid trains at once on the cached
-features (LoRA: one grid member after another, since the trunk itself changes).
+is checked before any training. Per checkpoint, images stream through the frozen trunk in
+batches (`stream.py`); from each batch the whole learning-rate × weight-decay grid of every
+window and kind trains at once (`fit_grids`); validation (grid member selection) and test are
+streamed too. Memory does not grow with the data set. Between epochs the features come from an
+fp16 store on disk or from the trunk again (`cache.py`). LoRA: one grid member after another,
+since the trunk itself changes.
 
 Result names: `<kind>_<window>` (`attentive_last`, `linear_best`, `attentive_blocks2-3`), with
 `_step<k>` appended when a checkpoint is chosen explicitly (`--checkpoint` / `--fractions`).
@@ -16,16 +19,33 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from aimscale.atomic import atomic_write_json
+from aimscale.jsonfiles import UnreadableFileError, read_json
+from aimscale.probe.cache import feature_streams
 from aimscale.probe.config import ProbeConfig, ProbeError, probe_config
-from aimscale.probe.data import ProbeSets, load_sets
-from aimscale.probe.features import FeatureKey, extract_windows, load_trunk, window_features
-from aimscale.probe.fit import Hparams, fit_heads, make_grid, predict, topk_accuracy
+from aimscale.probe.data import ProbeSets, open_sets, stream_images
+from aimscale.probe.features import load_trunk
+from aimscale.probe.fit import (
+    GridFit,
+    Hparams,
+    batches,
+    epoch_generator,
+    fit_grids,
+    make_grid,
+    topk_correct,
+)
 from aimscale.probe.heads import AttentiveHeads, LinearHeads
+from aimscale.probe.stream import FeatureStream
 from aimscale.probe.windows import Window, resolve_windows
-from aimscale.train.checkpoint import checkpoint_path, latest_checkpoint, list_checkpoints
+from aimscale.train.checkpoint import (
+    checkpoint_path,
+    is_loadable,
+    latest_checkpoint,
+    list_checkpoints,
+)
 
 RECIPE = "AdamW(0.9, 0.999), warmup min(1 epoch, 10% of steps), cosine to 0, no augmentation"
 
@@ -76,18 +96,30 @@ def resolve_steps(run_dir: Path, train_steps: int, cfg: ProbeConfig) -> list[int
             nearest = min(available, key=lambda s: (abs(s - target), s))
             if nearest not in steps:
                 steps.append(nearest)
-        return steps
+        return [_readable(run_dir, step, available) for step in steps]
     if cfg.checkpoint_step is not None:
         if cfg.checkpoint_step not in available:
             raise ProbeError(
                 f"{run_dir} has no checkpoint at step {cfg.checkpoint_step}; kept steps: "
                 f"{available} (keep more with train.keep_fractions, or probe with --fractions)"
             )
-        return [cfg.checkpoint_step]
+        return [_readable(run_dir, cfg.checkpoint_step, available)]
     path = latest_checkpoint(run_dir)
     if path is None:
         raise ProbeError(f"no checkpoint of {run_dir} can be read; re-run or resume training")
     return [int(path.stem.split("_")[1])]
+
+
+def _readable(run_dir: Path, step: int, available: list[int]) -> int:
+    """`step` if its checkpoint loads, else a ProbeError naming the file and the other steps."""
+    path = checkpoint_path(run_dir, step)
+    if not is_loadable(path):
+        others = [s for s in available if s != step]
+        raise ProbeError(
+            f"checkpoint {path} cannot be read (truncated or not a checkpoint); probe another "
+            f"kept step ({others}) or resume training to rewrite it"
+        )
+    return step
 
 
 def result_name(cfg: ProbeConfig, kind: str, window: Window, step: int, plan: Plan) -> str:
@@ -98,22 +130,42 @@ def result_name(cfg: ProbeConfig, kind: str, window: Window, step: int, plan: Pl
     return cfg.name if single else f"{cfg.name}_{default}"
 
 
-def run_probes(run_dir: str | Path, cfg: ProbeConfig | dict) -> list[dict]:
-    """Run every probe `cfg` names on `run_dir`; write and return one result dict each."""
+def run_probes(
+    run_dir: str | Path, cfg: ProbeConfig | dict, skip_existing: bool = False, env=None
+) -> list[dict]:
+    """Run every probe `cfg` names on `run_dir`; write (rank 0) and return one result dict each.
+
+    All block windows and head kinds of a checkpoint train together from one stream of trunk
+    batches. `skip_existing`: a result file already made by the same request is kept (and
+    returned) instead of being recomputed. `env` (a DistEnv) shares the trunk's work between the
+    ranks of a probe job (`probe_run` sets it up); by default this process works alone.
+    """
     cfg = probe_config(cfg) if isinstance(cfg, dict) else cfg
     plan = plan_probes(run_dir, cfg)
-    sets = load_sets(cfg, plan.run_cfg.model)
-    device = _device(cfg.device)
+    sets = open_sets(cfg, plan.run_cfg.model)
+    env = env or _alone(_device(cfg.device))
     results = []
     for step in plan.steps:
-        trunk = _LazyTrunk(plan.run_dir, step, device)
-        for window in plan.windows:
-            for kind in cfg.kinds:
-                start = time.perf_counter()
-                if kind == "lora":
-                    record, feature_s = _lora_probe(cfg, sets, trunk(), window, plan), 0.0
-                else:
-                    record, feature_s = _head_probe(cfg, kind, sets, trunk, window, plan)
+        jobs = [(kind, window) for window in plan.windows for kind in cfg.kinds]
+        records = {}
+        if skip_existing:
+            for job in jobs:
+                kept = _existing(plan, cfg, *job, step)
+                if kept is not None:
+                    records[job] = kept
+        todo = [job for job in jobs if job not in records]
+        if todo:
+            trunk = _LazyTrunk(plan.run_dir, step, env.device)
+            start = time.perf_counter()
+            heads_jobs = [job for job in todo if job[0] != "lora"]
+            fresh = _head_probes(cfg, sets, trunk, heads_jobs, plan, env) if heads_jobs else {}
+            for job in todo:
+                if job[0] == "lora":
+                    lora_start = time.perf_counter()
+                    fresh[job] = (_lora_probe(cfg, sets, trunk(), job[1], plan, env), 0.0)
+                    fresh[job][0]["wall_time_s"] = round(time.perf_counter() - lora_start, 3)
+            wall = round(time.perf_counter() - start, 3)
+            for (kind, window), (record, feature_s) in fresh.items():
                 record.update(
                     name=result_name(cfg, kind, window, step, plan),
                     kind=kind,
@@ -123,12 +175,38 @@ def run_probes(run_dir: str | Path, cfg: ProbeConfig | dict) -> list[dict]:
                     blocks=window.span,
                     window=window.label,
                     seed=cfg.seed,
+                    request=_request(cfg, kind, window, step),
                     feature_time_s=round(feature_s, 3),
-                    wall_time_s=round(time.perf_counter() - start, 3),
                 )
-                atomic_write_json(plan.run_dir / "probe" / f"{record['name']}.json", record)
-                results.append(record)
+                record.setdefault("wall_time_s", wall)  # heads trained together share it
+                if env.rank == 0:
+                    atomic_write_json(plan.run_dir / "probe" / f"{record['name']}.json", record)
+                records[(kind, window)] = record
+        results += [records[job] for job in jobs]
     return results
+
+
+def probe_run(
+    run_dir: str | Path, probe_cfg: ProbeConfig | dict, skip_existing: bool = True
+) -> list[dict]:
+    """The entry point of a probe job: everything `probe_cfg` asks of the run in `run_dir`.
+
+    Self-contained: loads the checkpoint, streams the data, writes RUN_DIR/probe/<name>.json
+    atomically, and keeps results already made by the same request (so a rerun or a requeued
+    job redoes only what is missing). Started with several ranks (torchrun, or a submitit job
+    of N tasks), the ranks share the trunk's work (see `aimscale.probe.stream`); rank 0 writes.
+    Bad input is a ProbeError on every rank before anything is computed.
+    """
+    from aimscale.train.distributed import setup, teardown
+
+    cfg = probe_config(probe_cfg) if isinstance(probe_cfg, dict) else probe_cfg.check()
+    _device(cfg.device)  # a ProbeError, not a RuntimeError, when CUDA is asked for but absent
+    plan_probes(run_dir, cfg)  # bad input stops every rank before any process group forms
+    env = setup(cfg.device)
+    try:
+        return run_probes(run_dir, cfg, skip_existing=skip_existing, env=env)
+    finally:
+        teardown(env)
 
 
 def run_probe(run_dir: str | Path, cfg: ProbeConfig | dict) -> dict:
@@ -150,7 +228,8 @@ class _LazyTrunk:
 
     def __init__(self, run_dir: Path, step: int, device: torch.device):
         self.run_dir, self.step, self.device = run_dir, step, device
-        self.mtime_ns = checkpoint_path(run_dir, step).stat().st_mtime_ns
+        stat = checkpoint_path(run_dir, step).stat()
+        self.identity = {"step": step, "mtime_ns": stat.st_mtime_ns, "bytes": stat.st_size}
         self._trunk = None
 
     def __call__(self) -> torch.nn.Module:
@@ -159,91 +238,124 @@ class _LazyTrunk:
         return self._trunk
 
 
-def _features(cfg: ProbeConfig, sets: ProbeSets, trunk: _LazyTrunk, window: Window, plan: Plan):
-    disk = plan.run_dir / "probe" / "cache" if cfg.disk_cache else None
-    out, seconds = [], 0.0
-    for split, images, limit in (
-        ("train", sets.train_images, cfg.limit_train),
-        ("test", sets.test_images, cfg.limit_test),
-    ):
-        key = FeatureKey(str(plan.run_dir.resolve()), trunk.step, trunk.mtime_ns, cfg.dataset,
-                         split, limit, window.start, window.end)  # fmt: skip
-        # all windows of this checkpoint in one trunk pass: ask for every one not yet cached
-        keys = [replace(key, start=w.start, end=w.end) for w in plan.windows]
-        feats, elapsed = window_features(keys, plan.windows, images, trunk, disk)
-        out.append(feats[plan.windows.index(window)].to(trunk.device))
-        seconds += elapsed
-    return out, seconds
-
-
-def _head_probe(cfg, kind, sets, trunk, window, plan) -> tuple[dict, float]:
-    (train_x, test_x), feature_s = _features(cfg, sets, trunk, window, plan)
-    if kind == "linear":  # mean-pooled tokens
-        train_x, test_x = train_x.mean(1), test_x.mean(1)
+def _head_probes(cfg, sets, trunk, jobs, plan, env) -> dict:
+    """Attentive / linear probes of several windows, trained together from each batch of one
+    feature stream: {(kind, window): (record, trunk seconds)}."""
+    model = plan.run_cfg.model
+    windows = [w for w in plan.windows if any(w == window for _, window in jobs)]
     grid = make_grid(cfg.lrs, cfg.weight_decays)
-    init = torch.Generator().manual_seed(cfg.seed + 1)
-    width = plan.run_cfg.model.width
-    if kind == "attentive":
-        heads = AttentiveHeads(len(grid), width, plan.run_cfg.model.heads, sets.num_classes, init)
-    else:
-        heads = LinearHeads(len(grid), width, sets.num_classes, init)
-    heads.to(train_x.device)
-    labels = sets.train_labels.to(train_x.device)
-    shuffle = torch.Generator().manual_seed(cfg.seed + 2)
-    fit_heads(heads, grid, train_x, labels, sets.fit_index, cfg.epochs, cfg.batch_size, shuffle)
-    val_index = sets.val_index.to(train_x.device)
-    val_logits = predict(heads, train_x[val_index])
-    test_logits = predict(heads, test_x)
-    record = _select(grid, val_logits, labels[val_index], test_logits, sets)
-    record["hparams"].update(epochs=cfg.epochs, batch_size=cfg.batch_size, recipe=RECIPE)
-    return record, feature_s
+    fits = []
+    for kind, _ in jobs:
+        init = torch.Generator().manual_seed(cfg.seed + 1)  # every probe starts alike
+        if kind == "attentive":
+            heads = AttentiveHeads(len(grid), model.width, model.heads, sets.num_classes, init)
+        else:
+            heads = LinearHeads(len(grid), model.width, sets.num_classes, init)
+        fits.append(GridFit(heads.to(env.device), grid))
+    slots = [(windows.index(window), kind == "linear") for kind, window in jobs]
+
+    def inputs(feats: torch.Tensor) -> list[torch.Tensor]:  # [W, B, K, D] -> one per grid
+        return [feats[w].mean(1) if pooled else feats[w] for w, pooled in slots]
+
+    with feature_streams(cfg, sets, model, windows, trunk, env, plan) as (train, test, cache):
+        n_fit = len(sets.fit_positions)
+
+        def epoch_batches(epoch: int):
+            order = batches(n_fit, cfg.batch_size, epoch_generator(cfg.seed, epoch))
+            for feats, labels in train(sets.fit_positions[b.numpy()] for b in order):
+                yield inputs(feats), labels
+
+        fit_grids(fits, epoch_batches, cfg.epochs, len(batches(n_fit, cfg.batch_size)))
+        heads = [fit.heads for fit in fits]
+        val = evaluate(heads, inputs, train, sets.val_positions, cfg.batch_size)
+        test_counts = evaluate(heads, inputs, test, np.arange(len(sets.test)), cfg.batch_size)
+        seconds = train.seconds + test.seconds
+    out = {}
+    for i, job in enumerate(jobs):
+        record = _select(grid, val[i], test_counts[i], sets)
+        record["hparams"].update(epochs=cfg.epochs, batch_size=cfg.batch_size, recipe=RECIPE)
+        record["stream"] = {"cache": cache, "ranks": env.world_size}
+        out[job] = (record, seconds)
+    return out
 
 
-def _lora_probe(cfg, sets, trunk, window, plan) -> dict:
+def _lora_probe(cfg, sets, trunk, window, plan, env) -> dict:
+    """LoRA: one grid member after another (the trunk changes). Runs on each rank alone (the
+    adapters' gradients are not exchanged), so several ranks repeat the same work."""
     from aimscale.probe.lora import finetune_lora
 
+    model = plan.run_cfg.model
+    alone = _alone(env.device)
     grid = make_grid(cfg.lrs, cfg.weight_decays)
-    val_logits, test_logits = [], []
-    val_images, test_images = sets.train_images[sets.val_index], sets.test_images
+    fit, n_fit = sets.fit, len(sets.fit)
+
+    def image_batches(epoch: int):
+        order = batches(n_fit, cfg.batch_size, epoch_generator(cfg.seed, epoch))
+        for images, labels, _ in stream_images(fit, [b.numpy() for b in order], model):
+            yield images, labels
+
+    val, test = [], []
     for i, hp in enumerate(grid):
         gen = torch.Generator().manual_seed(cfg.seed + 3 + i)
         tuned, head = finetune_lora(
-            trunk, window.blocks, hp, sets.train_images, sets.train_labels, sets.fit_index,
-            sets.num_classes, plan.run_cfg.model.heads, cfg.lora_rank, cfg.lora_epochs,
-            cfg.batch_size, gen,
+            trunk, window.blocks, hp, image_batches, len(batches(n_fit, cfg.batch_size)),
+            sets.num_classes, model.heads, cfg.lora_rank, cfg.lora_epochs, gen,
         )  # fmt: skip
-        val_x, test_x = (extract_windows(tuned, x, [window])[0] for x in (val_images, test_images))
-        val_logits.append(predict(head, val_x)[0])
-        test_logits.append(predict(head, test_x)[0])
-    device = val_logits[0].device
-    val_labels = sets.train_labels[sets.val_index].to(device)
-    record = _select(grid, torch.stack(val_logits), val_labels, torch.stack(test_logits), sets)
+        for split, positions, counts in (
+            (sets.train, sets.val_positions, val),
+            (sets.test, np.arange(len(sets.test)), test),
+        ):
+            stream = FeatureStream(split, model, [window], lambda tuned=tuned: tuned, alone)
+            counts.append(evaluate([head], lambda f: [f[0]], stream, positions, cfg.batch_size)[0])
+    record = _select(grid, _stack(val), _stack(test), sets)
     record["hparams"].update(
         epochs=cfg.lora_epochs, batch_size=cfg.batch_size, lora_rank=cfg.lora_rank,
         recipe=RECIPE + "; LoRA on attention qkv/proj, base frozen",
     )  # fmt: skip
+    record["stream"] = {"cache": "none", "ranks": 1}
     return record
 
 
-def _select(
-    grid: list[Hparams],
-    val_logits: torch.Tensor,
-    val_labels: torch.Tensor,
-    test_logits: torch.Tensor,
-    sets: ProbeSets,
-) -> dict:
+@torch.no_grad()
+def evaluate(heads_list, inputs, stream, positions: np.ndarray, batch_size: int) -> list[dict]:
+    """Per grid of heads: {"top1": correct [G], "top5": correct [G], "n": images} over
+    `positions`, streamed in order (eval mode: BatchNorm running statistics)."""
+    counts = [{"top1": 0, "top5": 0, "n": 0} for _ in heads_list]
+    chunks = [positions[i : i + batch_size] for i in range(0, len(positions), batch_size)]
+    for feats, labels in stream(chunks):
+        if not len(labels):
+            continue
+        for heads, x, c in zip(heads_list, inputs(feats), counts, strict=True):
+            logits = heads.eval()(x)
+            c["top1"] = c["top1"] + topk_correct(logits, labels, 1).cpu()
+            c["top5"] = c["top5"] + topk_correct(logits, labels, 5).cpu()
+            c["n"] += len(labels)
+    return counts
+
+
+def _stack(counts: list[dict]) -> dict:
+    """Single-head counts of several grid members -> one count dict over the grid."""
+    return {
+        "top1": torch.cat([c["top1"] for c in counts]),
+        "top5": torch.cat([c["top5"] for c in counts]),
+        "n": counts[0]["n"],
+    }
+
+
+def _select(grid: list[Hparams], val: dict, test: dict, sets: ProbeSets) -> dict:
     """The grid member with the best validation top-1 (first in grid order on ties), scored on
     the test split."""
-    val_acc = topk_accuracy(val_logits, val_labels, 1)
+    if not val["n"] or not test["n"]:
+        raise ProbeError("no validation or test image of the probe could be decoded")
+    val_acc = [c / val["n"] for c in torch.as_tensor(val["top1"]).tolist()]  # exact fractions
     best = max(range(len(grid)), key=lambda g: (val_acc[g], -g))
-    test_labels = sets.test_labels.to(test_logits.device)
     return {
-        "top1": topk_accuracy(test_logits[best : best + 1], test_labels, 1)[0],
-        "top5": topk_accuracy(test_logits[best : best + 1], test_labels, 5)[0],
+        "top1": int(test["top1"][best]) / test["n"],
+        "top5": int(test["top5"][best]) / test["n"],
         "val_accuracy": val_acc[best],
-        "num_train": len(sets.fit_index),
-        "num_val": len(sets.val_index),
-        "num_test": len(sets.test_labels),
+        "num_train": len(sets.fit_positions),
+        "num_val": val["n"],
+        "num_test": test["n"],
         "num_classes": sets.num_classes,
         "hparams": {
             "lr": grid[best].lr,
@@ -254,6 +366,36 @@ def _select(
             ],
         },
     }
+
+
+def _request(cfg: ProbeConfig, kind: str, window: Window, step: int) -> dict:
+    """What a result depends on: a result file with the same request is not redone."""
+    request = {
+        "kind": kind, "dataset": cfg.dataset, "blocks": window.span, "step": step,
+        "lrs": [float(x) for x in cfg.lrs], "weight_decays": [float(x) for x in cfg.weight_decays],
+        "epochs": cfg.epochs, "batch_size": cfg.batch_size, "val_fraction": cfg.val_fraction,
+        "seed": cfg.seed, "limit_train": cfg.limit_train, "limit_test": cfg.limit_test,
+    }  # fmt: skip
+    if kind == "lora":
+        request.update(lora_rank=cfg.lora_rank, lora_epochs=cfg.lora_epochs)
+    return request
+
+
+def _existing(plan: Plan, cfg: ProbeConfig, kind: str, window: Window, step: int) -> dict | None:
+    path = plan.run_dir / "probe" / f"{result_name(cfg, kind, window, step, plan)}.json"
+    try:
+        record = read_json(path)
+    except UnreadableFileError:
+        return None  # damaged: made again
+    if isinstance(record, dict) and record.get("request") == _request(cfg, kind, window, step):
+        return record
+    return None
+
+
+def _alone(device: torch.device):
+    from aimscale.train.distributed import DistEnv
+
+    return DistEnv(rank=0, world_size=1, local_rank=0, device=device, owns_group=False)
 
 
 def _device(name: str) -> torch.device:

@@ -1,10 +1,10 @@
 """Tables of a sweep for the analysis: one row per run, and the training curves.
 
-`runs`: run_id, status, every config leaf as a dotted column (`model.width`), `variant`, the
-summary (params, FLOPs, images/patches seen, final/best losses) and probe results
-(`probe.<name>.top1` / `.top5`). `curves`: metrics.jsonl rows with their run_id. Only complete
-files are read: summary/status/probe files are written atomically, and a last metrics line
-without its newline is still being written, so it is skipped.
+`runs`: run_id, status, every config leaf as a dotted column (`model.width`), `variant`, `seed`
+(= `train.seed`), the summary (params, FLOPs, images/patches seen, final/best losses) and probe
+results (`probe.<name>.top1` / `.top5`). `curves`: metrics.jsonl rows with their run_id. Only
+complete files are read: summary/status/probe files are written atomically, and a last metrics
+line without its newline is still being written, so it is skipped.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ NON_COLUMNS = ("run_dir", "sweep_name")  # paths, not axes of the study
 CURVE_COLUMNS = ("step", "images_seen", "patches_seen", "flops", "lr", "loss", "val_loss")
 SUMMARY_COLUMNS = ("trunk_params", "head_params", "flops_per_image", "images_seen",
                    "patches_seen", "total_flops", "final_loss", "final_val_loss",
-                   "best_val_loss", "steps", "wall_time_s")
+                   "best_val_loss", "steps", "wall_time_s", "mfu", "model_flops_per_s")
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -55,6 +55,7 @@ def run_row(run_id: str, run_dir: Path, entry: dict[str, Any], state: str,
     for key in NON_COLUMNS:
         row.pop(key, None)
     row["variant"] = entry.get("axes", {}).get("variant")
+    row["seed"] = row.get("train.seed")  # replicates differ only here (spec `seeds:`)
     for key in SUMMARY_COLUMNS:  # the plan's numbers, replaced by the summary's when done
         if key in entry:
             row[key] = entry[key]

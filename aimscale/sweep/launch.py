@@ -124,6 +124,8 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
                      config=diffs[run.run_id])
     launch_record = {"at": time.time(), "executor": executor, "submitted": len(result.submitted),
                      "arrays": []}
+    code_root = _record_provenance(sweep_dir, launch_record, len(manifest["launches"]),
+                                   snapshot=bool(result.arrays) and executor != "debug")
     manifest["launches"].append(launch_record)
     for run_id in result.submitted:  # the run dir with its config exists before submission
         cfg = by_id[run_id].cfg
@@ -139,7 +141,7 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
         for array in result.arrays:
             submitted_at = time.time()
             ids = submit_slurm(array, spec.resources, folder, f"{spec.name}-{array.resource.name}",
-                               spec.probes)
+                               spec.probes, code_root)
             for run_id, job_id in zip(array.run_ids, ids, strict=True):
                 manifest["runs"][run_id]["attempts"].append({
                     "executor": "slurm", "job_id": job_id, "submitted_at": submitted_at,
@@ -156,7 +158,7 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
 
         submitted_at = time.time()
         pid, state_file = start_local_scheduler(sweep_dir, result.arrays, spec.resources,
-                                                max_parallel, spec.probes)
+                                                max_parallel, spec.probes, code_root)
         for run_id in result.submitted:
             manifest["runs"][run_id]["attempts"].append({
                 "executor": "local", "job_id": None, "submitted_at": submitted_at,
@@ -178,3 +180,15 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
                     TrainJob(run_dir, spec.probes)()
                 except Exception as err:  # noqa: BLE001 - recorded in the run dir; go on
                     print(f"run {run_id} failed: {type(err).__name__}: {err}")
+
+
+def _record_provenance(sweep_dir: Path, launch_record: dict, index: int, snapshot: bool) -> str:
+    """Put the launch's provenance in its manifest record; with `snapshot`, copy the code to
+    `<sweep_dir>/code/<stamp>/` and return it (the jobs import from there), else the live root."""
+    from aimscale.provenance import PACKAGE_ROOT, collect, snapshot_code, store_diff
+
+    record = collect()
+    code_root = snapshot_code(sweep_dir, record=record) if snapshot else PACKAGE_ROOT
+    launch_record["provenance"] = store_diff(record, sweep_dir / "code" / f"launch-{index}.diff")
+    launch_record["code_snapshot"] = str(code_root) if snapshot else None
+    return str(code_root)

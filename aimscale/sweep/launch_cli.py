@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aimscale.sweep.launch import launch
+    from aimscale.errors import EXIT_BAD_INPUT, EXIT_FAILURE
+    from aimscale.sweep.launch import DataProblems, launch
     from aimscale.sweep.manifest import LaunchLocked
 
     if args.max_parallel is not None and args.max_parallel < 1:
@@ -38,9 +39,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = launch(plan, args.executor, dry_run=args.dry_run,
                         retry_failed=args.retry_failed, max_parallel=args.max_parallel)
+    except DataProblems as err:  # bad input: found before anything was submitted
+        print(f"aimscale launch: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except (LaunchLocked, RuntimeError) as err:
         print(f"aimscale launch: {err}", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
     if args.json:
         import json
 

@@ -2,16 +2,16 @@
 
 Composing every grid point from scratch is slow (OmegaConf, ~5-15 ms a point), so the base is
 composed once and each distinct override chunk (one axis value, one variant) is applied once to a
-copy of it; a run is then the base with its chunks' values set on shallow copies of the
-dataclasses. The run id is checked against `aimscale.config.run_id` on the first run.
+copy of it; a run's template is then the base with its chunks' values set on shallow copies of
+the dataclasses on their paths, so templates share what they do not change and are never
+mutated. `PlannedRun.cfg` is the run's own deep copy of its template, made on first use: editing
+one run's config changes no other run. Every run id comes from `aimscale.config.run_id`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +19,12 @@ from omegaconf import OmegaConf
 
 from aimscale import config as C
 from aimscale.flops import forward_flops, param_counts
+from aimscale.memory import run_memory
 from aimscale.sweep.resources import ResourceClass
 from aimscale.sweep.size_rules import size_values
 from aimscale.sweep.spec import SweepSpec
+
+_plain = C.to_plain  # `launch` imports it by this name
 
 
 @dataclass
@@ -31,7 +34,7 @@ class PlannedRun:
     run_id: str
     axes: dict[str, str]  # axis key (or "variant") -> value text
     overrides: list[str]  # applied to the spec's base, in order
-    cfg: C.RunConfig
+    template: C.RunConfig = field(repr=False)  # shares parts with other runs: read, never edit
     resource_class: str
     trunk_params: int
     head_params: int
@@ -42,6 +45,15 @@ class PlannedRun:
     total_flops: float
     gpu_hours: float
     size_values: dict[str, Any] = field(default_factory=dict)  # computed by the size rules
+    memory: dict[str, Any] | None = None  # aimscale.memory estimate per GPU (+ fit, suggestion)
+    _cfg: C.RunConfig | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def cfg(self) -> C.RunConfig:
+        """This run's own config (a copy of its template, made on first use)."""
+        if self._cfg is None:
+            self._cfg = _copy_tree(self.template)
+        return self._cfg
 
     def summary(self) -> dict[str, Any]:
         """The JSON form used by `plan --json` and the manifest (config not included)."""
@@ -52,6 +64,7 @@ class PlannedRun:
             "head_flops_per_image": self.head_flops_per_image, "images_seen": self.images_seen,
             "patches_seen": self.patches_seen, "total_flops": self.total_flops,
             "gpu_hours": self.gpu_hours, "size_values": self.size_values,
+            "memory": self.memory,
         }
 
 
@@ -68,8 +81,8 @@ class Plan:
 
         base = flatten(_plain(self.base_cfg)) if self.base_cfg is not None else {}
         diffs = {}
-        for run in self.runs:
-            flat = flatten(_plain(run.cfg))
+        for run in self.runs:  # the template unless the run's own copy was made (and edited)
+            flat = flatten(_plain(run.template if run._cfg is None else run._cfg))
             diffs[run.run_id] = {k: v for k, v in flat.items() if base.get(k, ...) != v}
         return base, diffs
 
@@ -138,13 +151,13 @@ def build_plan(spec: SweepSpec) -> Plan:
         dims.append([({"variant": name}, tuple(o)) for name, o in spec.variants.items()])
     cli = tuple(spec.cli_overrides)
 
-    problems: list[str] = _probe_problems(spec)
+    probes, problems = _probe_configs(spec)
     reported: set[int] = set()
     runs: list[PlannedRun] = []
     seen_ids: dict[str, dict[str, str]] = {}
     size_cache: dict[tuple, tuple[int, int, int, int]] = {}
-    checked_id = False
-    fragments: dict[tuple, str] = {}
+    memory_cache: dict[tuple, dict] = {}
+    probe_cache: dict[tuple, list[str]] = {}
     for point in itertools.product(*dims):
         axes: dict[str, str] = {}
         chunks, overrides = [], []
@@ -189,14 +202,13 @@ def build_plan(spec: SweepSpec) -> Plan:
             resource = None
         if resource is not None:
             point_problems += _fit_problems(cfg, resource)
+        if probes:
+            point_problems += _run_probe_problems(probes, cfg, probe_cache)
         if point_problems:
             problems += [f"[{label}] {p}" for p in point_problems]
             continue
-        run_id = fast_run_id(cfg, axes, fragments)
-        if not checked_id:  # guard the fast path against a change of the hashing recipe
-            checked_id = True
-            if run_id != C.run_id(cfg, axes):
-                raise RuntimeError("fast_run_id disagrees with aimscale.config.run_id; update it")
+        memory = run_memory(cfg, resource, memory_cache)
+        run_id = C.run_id(cfg, axes)
         if run_id in seen_ids:
             problems.append(f"[{label}] gives the same run id {run_id} as {seen_ids[run_id]}; "
                             "remove the duplicate axis value")
@@ -207,31 +219,44 @@ def build_plan(spec: SweepSpec) -> Plan:
         images = cfg.train.steps * cfg.train.batch_size
         total = float(fpi) * images
         runs.append(PlannedRun(
-            run_id=run_id, axes=axes, overrides=list(overrides), cfg=cfg,
+            run_id=run_id, axes=axes, overrides=list(overrides), template=cfg,
             resource_class=resource.name, trunk_params=trunk, head_params=head,
             flops_per_image=fpi, head_flops_per_image=head_fpi, images_seen=images,
             patches_seen=images * cfg.model.num_patches, total_flops=total,
             gpu_hours=total / (spec.cost.gpu_peak_flops * spec.cost.mfu) / 3600.0,
             size_values=sized,
+            memory=memory,
         ))
     if problems:
         raise C.ConfigError(problems)
-    return Plan(spec=spec, runs=runs, base_cfg=base_cfg)
+    return Plan(spec=spec, runs=runs, base_cfg=_copy_tree(base_cfg))
 
 
-def _probe_problems(spec: SweepSpec) -> list[str]:
-    """Check the `probe:` entries against ProbeConfig before anything is submitted."""
+def _probe_configs(spec: SweepSpec) -> tuple[list, list[str]]:
+    """The `probe:` entries as ProbeConfigs, and their problems, before anything is submitted."""
     if not spec.probes:
-        return []
+        return [], []
     from aimscale.probe.config import ProbeError, probe_config
 
-    problems = []
+    configs, problems = [], []
     for i, probe in enumerate(spec.probes):
         try:
-            probe_config(dict(probe))
+            configs.append(probe_config(dict(probe)))
         except (ProbeError, ValueError) as err:
             problems.append(f"[probe[{i}]] {err}")
-    return problems
+    return configs, problems
+
+
+def _run_probe_problems(probes: list, cfg: C.RunConfig, cache: dict[tuple, list[str]]):
+    """What would stop the probes on this run once it is trained (blocks outside its trunk, a
+    checkpoint step it does not keep); cached by the fields that decide it."""
+    train = cfg.train
+    key = (cfg.model.depth, train.steps, train.checkpoint_every, train.keep_checkpoints,
+           tuple(train.keep_fractions))
+    if key not in cache:
+        cache[key] = [f"probe[{i}] ({probe.name or probe.kind}, blocks={probe.blocks}): {p}"
+                      for i, probe in enumerate(probes) for p in probe.run_problems(cfg)]
+    return cache[key]
 
 
 def _compose_base(spec: SweepSpec) -> C.RunConfig:
@@ -276,7 +301,8 @@ def _apply_chunk(base_tree, overrides: tuple[str, ...]) -> _Chunk:
 
 
 def _with_values(base: C.RunConfig, sets: list[tuple[tuple[str, ...], Any]]) -> C.RunConfig:
-    """A copy of `base` with the given paths set; only the dataclasses on those paths are copied."""
+    """A template: `base` with the given paths set; only the dataclasses on those paths are
+    copied, the rest (and the values set) is shared with `base` and other templates."""
     root = _shallow_copy(base)
     copied = {id(root)}
     for path, value in sets:
@@ -299,6 +325,29 @@ def _shallow_copy(obj: Any) -> Any:
     return new
 
 
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def _copy_tree(value: Any) -> Any:
+    """copy.deepcopy for config trees (dataclasses, lists, dicts, scalars), a lot faster."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if hasattr(value, "__dataclass_fields__"):
+        fields = dict(vars(value))
+        for key, item in fields.items():
+            if type(item) not in _ATOMS:
+                fields[key] = _copy_tree(item)
+        new = object.__new__(kind)
+        new.__dict__ = fields
+        return new
+    if kind is list or kind is tuple:
+        return kind(_copy_tree(v) for v in value)
+    if kind is dict:
+        return {k: _copy_tree(v) for k, v in value.items()}
+    raise TypeError(f"cannot copy {kind.__name__} in a config tree")
+
+
 def _validate(cfg: C.RunConfig) -> list[str]:
     try:
         C.validate(cfg)
@@ -315,62 +364,3 @@ def _fit_problems(cfg: C.RunConfig, resource: ResourceClass) -> list[str]:
                 f"of resource class {resource.name!r}; use a multiple of {world}"]
     return []
 
-
-def _plain(value: Any) -> Any:
-    """dataclasses.asdict for our config trees (dataclasses, lists, scalars), a lot faster."""
-    if hasattr(value, "__dataclass_fields__"):
-        return {k: _plain(v) for k, v in vars(value).items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def _fragment(name: str, value: Any, cache: dict[tuple, str]) -> str:
-    """Canonical JSON of one top-level section, cached by its field values (runs share most).
-
-    The cache must live no longer than the objects it keys by id (one `build_plan` call).
-    """
-    if not hasattr(value, "__dataclass_fields__"):
-        return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"))
-    items = vars(value)
-    try:
-        key = (name, type(value), tuple(items.values()))
-        text = cache.get(key)
-    except TypeError:  # lists (of sources) inside: those are shared, never mutated; key by id
-        key = (name, type(value), tuple(
-            v if isinstance(v, str | int | float | bool | None) else ("id", id(v))
-            for v in items.values()
-        ))
-    text = cache.get(key)
-    if text is None:
-        tree = _plain(value)
-        for excluded in C.NON_RESULT_KEYS:
-            section, _, leaf = excluded.partition(".")
-            if section == name and leaf:
-                tree.pop(leaf, None)
-        text = json.dumps(tree, sort_keys=True, separators=(",", ":"))
-        cache[key] = text
-    return text
-
-
-def fast_run_id(cfg: C.RunConfig, axes: dict[str, Any], cache: dict | None = None) -> str:
-    """`aimscale.config.run_id` without OmegaConf: the same canonical JSON, built per section.
-
-    json.dumps(tree, sort_keys=True) of a dict of sections is the sections' dumps joined in key
-    order, so each section's text is cached and reused across runs.
-    """
-    cache = {} if cache is None else cache
-    sections = sorted(k for k in vars(cfg) if k not in C.NON_RESULT_KEYS)
-    canonical = "{" + ",".join(
-        f"{json.dumps(k)}:{_fragment(k, getattr(cfg, k), cache)}" for k in sections
-    ) + "}"
-    digest = hashlib.sha256(canonical.encode()).hexdigest()[:8]
-    parts = []
-    for key, value in axes.items():
-        leaf = key.rsplit(".", 1)[-1].replace("_", "")
-        text = str(value).replace("/", "_").replace(" ", "")
-        parts.append(f"{leaf}{text}"[:24])
-    parts.append(digest)
-    return "-".join(parts)

@@ -7,6 +7,7 @@ import json
 import sys
 
 from aimscale.config import ConfigError
+from aimscale.memory import memory_warnings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--gpu-peak-flops", type=float, help="override cost.gpu_peak_flops")
     parser.add_argument("--mfu", type=float, help="override cost.mfu (0-1)")
+    parser.add_argument("--mfu-from", metavar="SWEEP_DIR",
+                        help="GPU-hours at the median MFU measured by the finished runs of the "
+                             "same resource class in SWEEP_DIR")
 
 
 def load_plan(args: argparse.Namespace):
@@ -29,7 +33,12 @@ def load_plan(args: argparse.Namespace):
             spec.cost.gpu_peak_flops = args.gpu_peak_flops
         if getattr(args, "mfu", None):
             spec.cost.mfu = args.mfu
-        return build_plan(spec)
+        plan = build_plan(spec)
+        if getattr(args, "mfu_from", None):
+            from aimscale.sweep.measured_mfu import apply_measured_mfu, measured_mfu
+
+            plan.notes = apply_measured_mfu(plan, measured_mfu(args.mfu_from))
+        return plan
     except ConfigError as err:
         print(f"aimscale: sweep {args.spec}: {err}\nNothing was submitted.", file=sys.stderr)
         return None
@@ -59,15 +68,18 @@ def _si(x: float) -> str:
 def format_plan(plan, max_rows: int = 200) -> str:
     spec = plan.spec
     lines = [f"sweep {spec.name}: {len(plan.runs)} runs -> {spec.sweep_dir}",
-             f"cost model: {spec.cost.gpu_peak_flops:.3g} FLOP/s per GPU at MFU {spec.cost.mfu}"]
+             f"cost model: {spec.cost.gpu_peak_flops:.3g} FLOP/s per GPU at MFU {spec.cost.mfu}",
+             *(f"  {note}" for note in getattr(plan, "notes", []))]
     header = (f"{'run_id':<44} {'class':<8} {'trunk':>7} {'head':>7} {'FLOP/img':>9} "
-              f"{'images':>8} {'patches':>8} {'FLOPs':>8} {'GPU-h':>9}")
+              f"{'images':>8} {'patches':>8} {'FLOPs':>8} {'GPU-h':>9} {'strategy':<9} "
+              f"{'GB/GPU':>11}")
     lines += ["", header, "-" * len(header)]
     for run in plan.runs[:max_rows]:
         lines.append(
             f"{run.run_id:<44} {run.resource_class:<8} {_si(run.trunk_params):>7} "
             f"{_si(run.head_params):>7} {_si(run.flops_per_image):>9} {_si(run.images_seen):>8} "
-            f"{_si(run.patches_seen):>8} {_si(run.total_flops):>8} {run.gpu_hours:>9.3g}"
+            f"{_si(run.patches_seen):>8} {_si(run.total_flops):>8} {run.gpu_hours:>9.3g} "
+            f"{_memory_cells(run.memory)}"
         )
     if len(plan.runs) > max_rows:
         lines.append(f"... {len(plan.runs) - max_rows} more (use --json for all)")
@@ -81,4 +93,19 @@ def format_plan(plan, max_rows: int = 200) -> str:
         gpus = total.get("gpus_per_run", "")
         lines.append(f"{name:<10} {total['runs']:>6} {gpus!s:>8} {_si(total['total_flops']):>10} "
                      f"{total['gpu_hours']:>12.4g}")
+    warnings = memory_warnings(plan.runs)
+    if warnings:
+        lines += ["", f"memory: {len(warnings)} run(s) do not fit their GPUs (estimate, see "
+                  "aimscale/memory.py):", *(f"  - {w}" for w in warnings)]
     return "\n".join(lines)
+
+
+def _memory_cells(memory: dict | None) -> str:
+    """`fsdp+ac   23.6/80 ok`: strategy (+ activation checkpointing), GB per GPU / capacity."""
+    if not memory:
+        return ""
+    strategy = memory["strategy"] + ("+ac" if memory["activation_checkpointing"] else "")
+    cap = memory.get("capacity_gb")
+    used = f"{memory['total_gb']:.3g}" + (f"/{cap:g}" if cap else "")
+    verdict = {True: "ok", False: "OVER", None: ""}[memory.get("fits")]
+    return f"{strategy:<9} {used:>11} {verdict}".rstrip()

@@ -3,8 +3,10 @@
 ```yaml
 resources:
   classes:
-    small: {gpus_per_node: 1, nodes: 1, time_min: 240, partition: gpu, mem_gb: 64, cpus_per_task: 8}
-    large: {gpus_per_node: 8, nodes: 4, time_min: 2880, partition: gpu, account: my-lab}
+    small: {gpus_per_node: 1, nodes: 1, time_min: 240, partition: gpu, mem_gb: 64, cpus_per_task: 8,
+            gpu: A100-40GB}          # a known GPU (aimscale.gpus): its memory and peak FLOP/s
+    large: {gpus_per_node: 8, nodes: 4, time_min: 2880, partition: gpu, account: my-lab,
+            gpu_memory_gb: 80}       # or only the memory per GPU, for `plan`'s memory check
   rules:            # first match wins; a rule without max_params matches everything
     - {max_params: 2.0e8, class: small}
     - {class: large}
@@ -21,6 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from aimscale.config import ConfigError
+from aimscale.gpus import gpu_by_name, known_names
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,18 @@ class ResourceClass:
     account: str | None = None
     qos: str | None = None
     constraint: str | None = None
+    gpu: str | None = None  # a GPU of aimscale.gpus (e.g. H100-SXM): memory and peak for `plan`
+    gpu_memory_gb: float | None = None  # memory per GPU; overrides the `gpu` table's
+
+    @property
+    def gpu_memory(self) -> float | None:
+        """GB per GPU for the memory check, or None when unknown (or a CPU-only class)."""
+        if self.gpus_per_node <= 0:
+            return None
+        if self.gpu_memory_gb is not None:
+            return self.gpu_memory_gb
+        spec = gpu_by_name(self.gpu) if self.gpu else None
+        return spec.memory_gb if spec else None
 
     @property
     def ranks_per_node(self) -> int:
@@ -106,8 +121,9 @@ def parse_resources(raw: dict[str, Any]) -> ResourcePolicy:
                     settings[key] = int(settings[key])
             if "time_min" in settings:
                 settings["time_min"] = float(settings["time_min"])
-            if settings.get("mem_gb") is not None:
-                settings["mem_gb"] = float(settings["mem_gb"])
+            for key in ("mem_gb", "gpu_memory_gb"):
+                if settings.get(key) is not None:
+                    settings[key] = float(settings[key])
         except (TypeError, ValueError) as err:
             problems.append(f"resources.classes.{name}: {err}")
             continue
@@ -118,6 +134,12 @@ def parse_resources(raw: dict[str, Any]) -> ResourcePolicy:
                             "be >= 1 and time_min > 0")
         if rc.gpus_per_node < 0:
             problems.append(f"resources.classes.{name}: gpus_per_node must be >= 0")
+        if rc.gpu_memory_gb is not None and rc.gpu_memory_gb <= 0:
+            problems.append(f"resources.classes.{name}: gpu_memory_gb must be positive")
+        if rc.gpu is not None:
+            if gpu_by_name(str(rc.gpu)) is None:
+                problems.append(f"resources.classes.{name}: unknown gpu {rc.gpu!r}; use one of "
+                                f"{known_names()} or give gpu_memory_gb instead")
         classes[str(name)] = resource_class
     if not classes:
         classes = {"default": ResourceClass()}

@@ -8,6 +8,8 @@ grid: {model.width: "64,128", model.depth: "range(2,8,2)"}      # cartesian prod
 zip: {model.width: [64, 128], model.heads: [2, 4]}             # advanced together
 variants: {causal: [model.attention=causal], prefix: []}       # named sets of overrides
 size_rules: {optim.lr: "3e-3 * (width / 128) ** -1"}           # values from the model size
+seeds: 3                                # replicates: a train.seed axis (aimscale/sweep/ablation.py)
+compare: {factor: model.attention, baseline: prefix}           # what the report compares
 resources: {classes: {...}, rules: [{max_params: 2.0e8, class: small}, {class: large}]}
 cost: {gpu_peak_flops: 9.89e14, mfu: 0.4}
 probe: [{name: linear, ...}]            # run after each pre-training run
@@ -24,13 +26,14 @@ from typing import Any
 
 import yaml
 
-from aimscale.config import ConfigError
+from aimscale.config import ConfigError, path_component
+from aimscale.sweep.ablation import SEED_KEY, Compare, parse_compare, seed_values
 from aimscale.sweep.resources import ResourcePolicy, parse_resources
 from aimscale.sweep.size_rules import SizeRule, parse_size_rules
 
 SPEC_KEYS = (
     "name", "sweep_dir", "base", "overrides", "grid", "zip", "variants", "resources", "cost",
-    "probe", "local", "size_rules",
+    "probe", "local", "size_rules", "seeds", "compare",
 )
 
 
@@ -69,6 +72,7 @@ class SweepSpec:
     variants: dict[str, list[str]] = field(default_factory=dict)
     resources: ResourcePolicy = field(default_factory=ResourcePolicy)
     size_rules: list[SizeRule] = field(default_factory=list)  # aimscale/sweep/size_rules.py
+    compare: Compare | None = None  # aimscale/sweep/ablation.py
     cost: CostModel = field(default_factory=CostModel)
     probes: list[dict[str, Any]] = field(default_factory=list)
     local: LocalSettings = field(default_factory=LocalSettings)
@@ -103,7 +107,8 @@ def parse_spec(raw: dict[str, Any], cli_overrides: list[str] = (), path: str | N
     ]
     name = str(raw.get("name") or "sweep")
     spec = SweepSpec(name=name, path=path, raw=raw)
-    spec.sweep_dir = str(raw.get("sweep_dir") or f"sweep_runs/{name}")
+    # the name becomes a path component only after sanitising, as axis values in run ids do
+    spec.sweep_dir = str(raw.get("sweep_dir") or f"sweep_runs/{path_component(name)}")
     spec.base = dict(raw.get("base") or {})
     spec.overrides = [str(o) for o in raw.get("overrides") or []]
     grid, grid_problems = _parse_axes(raw.get("grid") or {}, "grid")
@@ -149,6 +154,10 @@ def parse_spec(raw: dict[str, Any], cli_overrides: list[str] = (), path: str | N
         problems.append(f"local.max_parallel must be a positive integer, got {max_parallel!r}")
     else:
         spec.local = LocalSettings(max_parallel=max_parallel)
+    seeds, seed_problems = seed_values(raw.get("seeds"), [a.key for a in spec.axes])
+    problems += seed_problems
+    if seeds:
+        spec.grid.append(Axis(SEED_KEY, seeds))
     # command-line overrides: sweeps become grid axes, plain ones apply to every run
     cli_axes, cli_plain = [], []
     for override in cli_overrides:
@@ -173,6 +182,14 @@ def parse_spec(raw: dict[str, Any], cli_overrides: list[str] = (), path: str | N
     taken = seen | {o.split("=", 1)[0].lstrip("+~") for o in cli_plain}  # rules don't hide them
     spec.size_rules, rule_problems = parse_size_rules(raw.get("size_rules"), taken)
     problems += rule_problems
+    if seeds and SEED_KEY in {o.split("=", 1)[0].lstrip("+~") for o in cli_plain}:
+        problems.append(f"seeds: the command line sets {SEED_KEY} for every run; drop it, or "
+                        f"give several ({SEED_KEY}=0,1) to replace the spec's seeds")
+    varied = {a.key: a.values for a in spec.axes}
+    if spec.variants:
+        varied["variant"] = tuple(spec.variants)
+    spec.compare, compare_problems = parse_compare(raw.get("compare"), varied)
+    problems += compare_problems
     if problems:
         raise ConfigError(problems)
     return spec

@@ -40,8 +40,10 @@ def split_arrays(
     return arrays
 
 
-def slurm_parameters(resource: ResourceClass, policy: ResourcePolicy, job_name: str) -> dict:
-    """submitit SlurmExecutor parameters for one class (None values are left out)."""
+def slurm_parameters(resource: ResourceClass, policy: ResourcePolicy, job_name: str,
+                     code_root: str | Path = PACKAGE_ROOT) -> dict:
+    """submitit SlurmExecutor parameters for one class (None values are left out); the job
+    imports aimscale from `code_root` (the launch's code snapshot)."""
     params: dict[str, Any] = {
         "job_name": job_name,
         "nodes": resource.nodes,
@@ -56,19 +58,21 @@ def slurm_parameters(resource: ResourceClass, policy: ResourcePolicy, job_name: 
         "constraint": resource.constraint,
         "gpus_per_node": resource.gpus_per_node or None,
         "mem": f"{int(resource.mem_gb * 1024)}M" if resource.mem_gb else None,
-        # the job imports aimscale from this checkout even when it is not pip-installed
-        "setup": [f"export PYTHONPATH={PACKAGE_ROOT}${{PYTHONPATH:+:$PYTHONPATH}}"],
+        # the job imports aimscale from code_root even when it is not pip-installed, never from
+        # the working directory (PYTHONSAFEPATH: `python -m` does not prepend it to sys.path)
+        "setup": [f"export PYTHONPATH={code_root}${{PYTHONPATH:+:$PYTHONPATH}}",
+                  "export PYTHONSAFEPATH=1"],
     }
     return {k: v for k, v in params.items() if v is not None}
 
 
 def submit_slurm(array: ArrayRequest, policy: ResourcePolicy, folder: Path, job_name: str,
-                 probes: list[dict]) -> list[str]:
+                 probes: list[dict], code_root: str | Path = PACKAGE_ROOT) -> list[str]:
     """One sbatch for the array; returns the job ids (`<array>_<index>`) in run order."""
     import submitit
 
     executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=policy.max_num_timeout)
-    executor.update_parameters(**slurm_parameters(array.resource, policy, job_name))
+    executor.update_parameters(**slurm_parameters(array.resource, policy, job_name, code_root))
     jobs = []
     with executor.batch():
         for run_dir in array.run_dirs:
@@ -77,8 +81,10 @@ def submit_slurm(array: ArrayRequest, policy: ResourcePolicy, folder: Path, job_
 
 
 def start_local_scheduler(sweep_dir: Path, arrays: list[ArrayRequest], policy: ResourcePolicy,
-                          max_parallel: int, probes: list[dict]) -> tuple[int, Path]:
-    """Start the detached local scheduler for these runs; return (its pid, its state file)."""
+                          max_parallel: int, probes: list[dict],
+                          code_root: str | Path = PACKAGE_ROOT) -> tuple[int, Path]:
+    """Start the detached local scheduler for these runs, importing aimscale from `code_root`;
+    return (its pid, its state file)."""
     import subprocess
 
     from aimscale.atomic import atomic_write_json
@@ -104,8 +110,9 @@ def start_local_scheduler(sweep_dir: Path, arrays: list[ArrayRequest], policy: R
         "pid": None, "runs": {r["run_id"]: {"state": "queued"} for r in runs},
     })
     env = dict(os.environ)
-    env["PYTHONPATH"] = PACKAGE_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
-                                        else "")
+    env["PYTHONPATH"] = str(code_root) + (os.pathsep + env["PYTHONPATH"]
+                                          if env.get("PYTHONPATH") else "")
+    env["PYTHONSAFEPATH"] = "1"  # not the working directory first (see slurm_parameters)
     log = open(local_dir / f"scheduler-{stamp}.log", "ab")  # noqa: SIM115 - the child keeps it
     process = subprocess.Popen(
         [sys.executable, "-m", "aimscale.sweep.local_scheduler", str(queue_file)],

@@ -66,8 +66,9 @@ def preflight(overrides: list[str]):
     except ConfigError as err:
         return None, err.problems
     from aimscale.data import check_data
+    from aimscale.train.support import unsupported
 
-    return cfg, check_data(cfg.data, cfg.model)
+    return cfg, unsupported(cfg.train) + check_data(cfg.data, cfg.model)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"# run dir: {cfg.run_dir}")
         return 0
 
+    from aimscale.errors import EXIT_BAD_INPUT, UserError
     from aimscale.train.loop import Diverged, train
 
     stop = _StopFlag()
@@ -98,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
     except Diverged as err:
         print(f"aimscale train: {err}", file=sys.stderr)
         return 1
+    except UserError as err:  # bad input found once training started, e.g. a damaged config.yaml
+        print(f"aimscale train: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except Exception as err:
         print(
             f"aimscale train: failed: {type(err).__name__}: {err} "

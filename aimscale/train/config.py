@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -9,6 +10,7 @@ WANDB_MODES = ("offline", "online", "disabled")
 PROGRESS_MODES = ("auto", "bar", "lines", "none")
 SCHEDULES = ("cosine", "wsd")
 COOLDOWN_SHAPES = ("1-sqrt", "linear")
+STRATEGIES = ("ddp", "fsdp")  # data parallel (replicated state) | fully sharded (FSDP2)
 
 
 @dataclass
@@ -33,15 +35,22 @@ class OptimConfig:
     cooldown_shape: str = "1-sqrt"  # wsd only: 1-sqrt | linear
 
     def problems(self) -> list[str]:
-        found = []
-        if self.lr <= 0:
-            found.append(f"optim.lr must be positive, got {self.lr}")
-        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+        keys = ("lr", "beta1", "beta2", "eps", "weight_decay", "warmup_fraction", "min_lr",
+                "grad_clip")
+        # nan compares false with everything, so it would pass the range checks below
+        bad = {key for key in keys if not math.isfinite(getattr(self, key))}
+        found = [f"optim.{key} must be a finite number, got {getattr(self, key)}"
+                 for key in keys if key in bad]
+        for key in ("lr", "eps"):
+            if key not in bad and getattr(self, key) <= 0:
+                found.append(f"optim.{key} must be positive, got {getattr(self, key)}")
+        if not bad & {"beta1", "beta2"} and not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             found.append(f"optim.beta1/beta2 must be in [0, 1), got {self.beta1}/{self.beta2}")
-        if not 0 <= self.warmup_fraction < 1:
+        if "warmup_fraction" not in bad and not 0 <= self.warmup_fraction < 1:
             found.append(f"optim.warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
-        if self.weight_decay < 0 or self.grad_clip < 0 or self.min_lr < 0:
-            found.append("optim.weight_decay, optim.grad_clip and optim.min_lr must be >= 0")
+        for key in ("weight_decay", "grad_clip", "min_lr"):
+            if key not in bad and getattr(self, key) < 0:
+                found.append(f"optim.{key} must be >= 0, got {getattr(self, key)}")
         if self.schedule not in SCHEDULES:
             found.append(f"optim.schedule={self.schedule!r} is not one of {SCHEDULES}")
         if self.cooldown_shape not in COOLDOWN_SHAPES:
@@ -78,6 +87,13 @@ class TrainConfig:
     keep_fractions: list[float] = field(default_factory=list)
     # training images drawn (separate seed) for AIM.prepare, e.g. the k-means codebook
     prepare_images: int = 1024
+    # how the model is spread over ranks: `ddp` replicates parameters, gradients and optimiser
+    # state on every GPU; `fsdp` shards them (FSDP2); `plan` estimates the memory of either
+    strategy: str = "ddp"
+    # recompute each trunk block's activations in the backward pass (keep only block inputs)
+    activation_checkpointing: bool = False
+    # the device's peak FLOP/s for MFU; None: known GPUs by name, a measured GEMM peak on CPU
+    peak_flops: float | None = None
 
     def problems(self) -> list[str]:
         found = []
@@ -95,6 +111,11 @@ class TrainConfig:
             found.append(f"train.keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
         if self.precision not in PRECISIONS:
             found.append(f"train.precision={self.precision!r} is not one of {PRECISIONS}")
+        if self.strategy not in STRATEGIES:
+            found.append(f"train.strategy={self.strategy!r} is not one of {STRATEGIES}")
+        if self.peak_flops is not None and not self.peak_flops > 0:
+            found.append(f"train.peak_flops must be positive (FLOP/s per device), got "
+                         f"{self.peak_flops}")
         if self.device not in ("auto", "cpu", "cuda"):
             found.append(f"train.device={self.device!r} is not one of ('auto', 'cpu', 'cuda')")
         return found
@@ -104,6 +125,15 @@ class TrainConfig:
         least 1) and the final step."""
         steps = {min(self.steps, max(1, round(f * self.steps))) for f in self.keep_fractions}
         return sorted(steps | {self.steps})
+
+    def final_checkpoint_steps(self) -> list[int]:
+        """Steps whose checkpoints a finished run still has: the newest `keep_checkpoints` of
+        those saved (every `checkpoint_every` steps, the kept steps, the last) and the kept ones."""
+        kept = self.kept_steps()
+        last = self.steps // self.checkpoint_every
+        first = max(1, last - self.keep_checkpoints + 1)
+        saved = {self.checkpoint_every * i for i in range(first, last + 1)} | set(kept)
+        return sorted(set(sorted(saved)[-self.keep_checkpoints:]) | set(kept))
 
 
 @dataclass

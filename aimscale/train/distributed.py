@@ -83,6 +83,19 @@ def all_reduce_sum(env: DistEnv, values: list[float]) -> list[float]:
     return tensor.tolist()
 
 
+def all_reduce_sum_tensor(env: DistEnv, scalar: torch.Tensor, counts: list[float]
+                          ) -> list[torch.Tensor]:
+    """Sum a device scalar and a few host numbers over ranks, as float64 device scalars, without
+    waiting for the device (the counts go through pinned memory on CUDA)."""
+    host = torch.tensor(counts, dtype=torch.float64)
+    if env.device.type == "cuda":
+        host = host.pin_memory()
+    packed = torch.cat([scalar.reshape(1).double(), host.to(env.device, non_blocking=True)])
+    if env.distributed:
+        dist.all_reduce(packed)
+    return list(packed.unbind(0))
+
+
 def all_gather_objects(env: DistEnv, obj):
     """Every rank's `obj`, in rank order."""
     if not env.distributed:

@@ -38,6 +38,7 @@ from aimscale.train import distributed
 from aimscale.train.distributed import DistEnv
 from aimscale.train.evaluate import validation_loss
 from aimscale.train.metrics import METRICS_FILE, MetricsWriter, read_metrics
+from aimscale.train.mfu import median_throughput, throughput_fields
 from aimscale.train.optim import build_optimizer, lr_at, set_lr
 from aimscale.train.progress import Progress
 from aimscale.train.runstate import (
@@ -100,6 +101,10 @@ class _Trainer:
                 f"× world_size = {self.micro} × {world}; change one of them"
             )
         self.accum = cfg.train.batch_size // (self.micro * world)
+        from aimscale.train.support import unsupported
+
+        if unsupported(cfg.train):  # the CLI refuses these with exit 2; a job fails here
+            raise NotImplementedError("; ".join(unsupported(cfg.train)))
         self._claim_run_dir()
 
     # ---- set-up --------------------------------------------------------------------------
@@ -118,6 +123,10 @@ class _Trainer:
                 f"{self.run_dir} holds a run with a different config (hash {existing}, this one "
                 f"{config_hash(self.cfg)}); set another run_dir or delete that directory"
             )
+        if self.env.is_main:  # which code, packages, host and job this start runs
+            from aimscale.provenance import write_provenance
+
+            write_provenance(self.run_dir)
 
     def _barrier(self) -> None:
         if self.env.distributed:
@@ -139,6 +148,10 @@ class _Trainer:
         cfg, env = self.cfg, self.env
         torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank
         self.model = AIM(cfg.model).to(env.device)
+        if cfg.train.activation_checkpointing:
+            from aimscale.train.act_ckpt import apply_activation_checkpointing
+
+            apply_activation_checkpointing(self.model)
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.data = build_pretrain_data(
             cfg.data, cfg.model, cfg.train.seed, env.rank, env.world_size
@@ -148,6 +161,13 @@ class _Trainer:
             self.val_images = build_val_images(cfg.data, cfg.model, cfg.train.eval_images)
         self.flops_per_image = flops_per_image(cfg.model)
         self.params = param_counts(cfg.model)
+        self.peak_flops = None
+        if env.is_main:  # only rank 0 writes rows
+            from aimscale.train.mfu import device_peak
+
+            self.peak_flops, source = device_peak(env.device, cfg.train.precision,
+                                                  cfg.train.peak_flops)
+            self.peak_source = source
 
     def _prepare(self) -> None:
         """Fit what the objective needs (k-means codebook) on training images from their own
@@ -276,6 +296,7 @@ class _Trainer:
                 step % cfg.train.eval_every == 0 or step == self.total
             )
             if step % cfg.train.log_every == 0 or step == self.total or evaluate:
+                self._check_finite()
                 now = time.perf_counter()
                 row = self._row(
                     step, lr, loss, grad_norm, skipped, now, last_row_time, last_row_step
@@ -327,41 +348,70 @@ class _Trainer:
                 weighted.backward()
             loss_sum += weighted.detach().double()
             targets += out["num_targets"]
-        loss_sum, total_targets, skipped = distributed.all_reduce_sum(
-            env, [float(loss_sum), float(targets), float(self.data.skipped)]
+        # the scalars stay tensors on the device: no host sync on the hot path; they are read
+        # at log steps (`_row`) and the finiteness flag before a row or a checkpoint is written
+        loss_sum, total_targets, skipped = distributed.all_reduce_sum_tensor(
+            env, loss_sum, [targets, self.data.skipped]
         )
         # DDP averaged the gradient sums over ranks; turn them into the token-weighted mean
         scale = env.world_size / total_targets
         grads = [p.grad for p in params if p.grad is not None]
         torch._foreach_mul_(grads, scale)
         max_norm = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
         loss = loss_sum / total_targets
-        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-            raise Diverged(
-                f"training diverged at step {step + 1}: loss={loss}, grad_norm={grad_norm} "
-                f"(lr={lr:.3g}); lower optim.lr or raise optim.warmup_fraction"
-            )
+        self._track_finite(step + 1, loss, grad_norm, lr)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return loss, grad_norm, int(skipped)
+        return loss, grad_norm, skipped
+
+    _bad = None  # [first non-finite step or -1, its loss, its grad norm], on the device
+
+    def _track_finite(self, step: int, loss, grad_norm, lr: float) -> None:
+        if self._bad is None:
+            self._bad = torch.tensor([-1.0, 0.0, 0.0], dtype=torch.float64, device=loss.device)
+            self._bad_lr: dict[int, float] = {}
+        bad = ~(torch.isfinite(loss) & torch.isfinite(grad_norm)) & (self._bad[0] < 0)
+        values = torch.stack([  # torch.full: a fill kernel, no host-to-device copy
+            torch.full((), float(step), dtype=torch.float64, device=loss.device),
+            loss.double(), grad_norm.double()])
+        self._bad = torch.where(bad, values, self._bad)
+        self._bad_lr[step] = lr  # a few floats per step, cleared at each check
+
+    def _check_finite(self) -> None:
+        """Raise Diverged (with the first bad step) if a loss or gradient norm was NaN/inf."""
+        if self._bad is None:
+            return
+        bad_step, loss, grad_norm = self._bad.tolist()  # syncs: log and checkpoint steps only
+        lrs, self._bad_lr = self._bad_lr, {}
+        if bad_step >= 0:
+            step = int(bad_step)
+            self._last_step = step - 1  # the last step whose update was finite
+            raise Diverged(
+                f"training diverged at step {step}: loss={loss}, grad_norm={grad_norm} "
+                f"(lr={lrs.get(step, float('nan')):.3g}); lower optim.lr or raise "
+                "optim.warmup_fraction"
+            )
 
     # ---- records -------------------------------------------------------------------------
 
     def _row(self, step, lr, loss, grad_norm, skipped, now, last_time, last_step) -> dict:
         images = step * self.cfg.train.batch_size
         interval_images = (step - last_step) * self.cfg.train.batch_size
+        images_per_s = interval_images / max(now - last_time, 1e-9)
         return {
             "step": step,
             "images_seen": images,
             "patches_seen": images * self.cfg.model.num_patches,
             "flops": images * self.flops_per_image,
             "lr": lr,
-            "loss": loss,
-            "grad_norm": grad_norm,
-            "skipped_images": skipped,
+            "loss": float(loss),  # device scalars: read here, at log steps only
+            "grad_norm": float(grad_norm),
+            "skipped_images": int(skipped),
             "time_s": round(self._elapsed(now), 3),
-            "images_per_s": round(interval_images / max(now - last_time, 1e-9), 2),
+            "images_per_s": round(images_per_s, 2),
+            **throughput_fields(self.flops_per_image, images_per_s, self.peak_flops,
+                                self.env.world_size),
         }
 
     def _elapsed(self, now: float | None = None) -> float:
@@ -378,6 +428,7 @@ class _Trainer:
             self.wandb.log(row)
 
     def _save(self, step: int, kept: list[int]) -> None:
+        self._check_finite()  # never checkpoint diverged weights
         data_ranks = distributed.all_gather_objects(self.env, self.data.state_dict())
         if not self.env.is_main:
             return
@@ -418,6 +469,7 @@ class _Trainer:
             "steps": step,
             "wall_time_s": last["time_s"],
             "skipped_images": last["skipped_images"],
+            **median_throughput(rows),
         }
         self.status.write("done", step)
         clear_error(self.run_dir)

@@ -15,7 +15,8 @@ from typing import Any
 from aimscale.jsonfiles import read_jsonl
 
 METRICS_FILE = "metrics.jsonl"
-TIMING_FIELDS = ("time_s", "images_per_s", "wall_time_s")  # the only non-deterministic values
+# the only non-deterministic values
+TIMING_FIELDS = ("time_s", "images_per_s", "wall_time_s", "model_flops_per_s", "mfu")
 
 
 class MetricsWriter:

@@ -72,7 +72,9 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Ada
     groups = model.param_groups(cfg.weight_decay)
     for group in groups:
         group["lr"] = cfg.lr * group.setdefault("lr_mult", 1.0)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+    fused = next(model.parameters()).is_cuda  # one kernel for the whole update on CUDA
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
+                             fused=fused or None)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -37,13 +37,16 @@ def section(r) -> None:
         raise AnalysisError("no parameter column to order runs by")
     n, y = r.values(pc), r.values(lc)
     ok = np.isfinite(n) & (n > 0)
+    reps = r.values("n_seeds") if "n_seeds" in r.runs else np.ones(len(y))
+    noise = r.fits.get("noise")  # rows are means of seeds: a new run scatters by σ
     joint = r.fits.get("joint")
     if joint is not None and fc is not None:
         d, f = r.values(dc), r.values(fc)
         ok &= np.isfinite(d) & (d > 0) & np.isfinite(f) & (f > 0)
         thr = threshold(f[ok], need=6, distinct=(n[ok], d[ok]))
         bt = backtest("chinchilla", {"N": n[ok], "D": d[ok]}, y[ok], f[ok], thr,
-                      column=fc, grid=r.opts.joint_grid, **r.boot())
+                      column=fc, grid=r.opts.joint_grid, noise=noise,
+                      replicates=reps[ok], **r.boot())
         what = f"runs above {fmt(thr)} FLOPs"
     else:
         groups = r.fits.get("power_n") or []
@@ -63,7 +66,7 @@ def section(r) -> None:
         thr = threshold(n[m], need=5 if floor else 4, distinct=(n[m],),
                         distinct_min=4 if floor else 3)
         bt = backtest("power", {"N": n[m]}, y[m], n[m], thr, column=pc, floor=floor,
-                      **r.boot())
+                      noise=noise, replicates=reps[m], **r.boot())
         what = f"runs above {fmt(thr)} parameters ({label})"
     split_col = fc if joint is not None and fc is not None else pc
     sv = r.values(split_col)
@@ -73,7 +76,9 @@ def section(r) -> None:
     fig = plots.plot_backtest(bt, sv[train], y[train], split_label=split_col, loss_label=lc)
     r.doc.figure(fig, "backtest", f"Backtest: fitted on {bt.n_train} runs, predicting "
                  f"the {bt.n_test} {what}. Error bars: {int(100 * r.opts.level)}% "
-                 "prediction intervals (curve uncertainty plus run-to-run scatter).")
+                 "prediction intervals for a single new run (curve uncertainty, run-to-run "
+                 "scatter and extrapolation error growing with distance beyond the fitted "
+                 "range).")
     cov = "n/a" if bt.coverage is None else f"{fmt(100 * bt.coverage)}%"
     r.doc.p(f"MAE {fmt(bt.mae)}, RMSE {fmt(bt.rmse)}, max |error| {fmt(bt.max_abs)}, "
             f"MAPE {fmt(bt.mape)}%; the intervals held {cov} of the held-out runs.")

@@ -28,6 +28,7 @@ from . import (
     next_scale,
     overview,
     power,
+    seeds,
     shapes,
 )
 from .options import DONE_STATUSES, ReportOptions
@@ -35,6 +36,7 @@ from .render import Doc, write_page
 
 # (title, section); each section is ``fn(report)`` and raises AnalysisError to be skipped.
 SECTIONS: tuple[tuple[str, Callable[[Report], None]], ...] = (
+    ("Seeds and run-to-run noise", seeds.section),
     ("Loss against model size", power.loss_vs_params),
     ("Loss against data", power.loss_vs_data),
     ("Joint law L(N, D)", joint.section),
@@ -52,8 +54,9 @@ SECTIONS: tuple[tuple[str, Callable[[Report], None]], ...] = (
 
 class Report:
     """State the sections share: the runs analysed, the columns mapped (``cols``), the fits later
-    sections reuse (``fits``: power_n, joint, k, frontier_power, corr), the JSON summary, warnings
-    and the document."""
+    sections reuse (``fits``: noise, power_n, joint, k, frontier_power, corr), the JSON summary,
+    warnings and the document. After the seeds section ``runs`` holds one row per point (the
+    mean over its seeds) and ``seed_runs`` every seed's row."""
 
     def __init__(self, runs: pd.DataFrame, curves: pd.DataFrame | None, out_dir: Path,
                  opts: ReportOptions):
@@ -68,6 +71,7 @@ class Report:
         self.runs = self._select_runs(runs)
         self.cols: dict[str, str | None] = {}
         self.fits: dict = {}
+        self.seed_runs: pd.DataFrame | None = None  # every seed's row (self.runs: their means)
         self.probes: list[str] = []
 
     # ---- helpers the sections use ---------------------------------------------------------
@@ -105,11 +109,13 @@ class Report:
                 "level": self.opts.level, "n_jobs": self.opts.n_jobs}
 
     def sizes(self) -> dict:
-        """run id → model size, for colouring curves; empty without both columns."""
+        """run id → model size for every analysed run (each seed's too), for colouring curves;
+        empty without both columns."""
+        rows = self.runs if self.seed_runs is None else self.seed_runs
         pc, rid = self.cols.get("params"), self.opts.run_id
-        if pc and rid in self.runs.columns:
-            return dict(zip(self.runs[rid], self.values(pc), strict=True))
-        return {}
+        if not pc or rid not in rows.columns:
+            return {}
+        return dict(zip(rows[rid], numeric(rows, pc), strict=True))
 
     # ---- running ---------------------------------------------------------------------------
     def run_section(self, title: str, fn: Callable[[Report], None]) -> None:
@@ -128,12 +134,14 @@ class Report:
                 if self.opts.strict:
                     raise
                 tb = traceback.format_exc(limit=3)
-                msg = f"section '{title}' failed: {type(err).__name__}: {err}"
+                msg = f"section '{title}' failed with an unexpected error: {err!r}"
                 self.doc.p(f"This section failed with an unexpected error ({type(err).__name__}: "
                            f"{err}); please report it.", "warn")
                 self.failures.append(msg)
+                self.summary.setdefault("failed_sections", {})[title] = repr(err)
                 self.warnings.append(f"section '{title}' failed: {err!r}\n{tb}")
-                print(f"analysis.report: warning: {msg}", file=sys.stderr)
+                print(f"analysis.report: warning: {msg}; the rest of the report is written "
+                      "(strict=True, `aimscale report --strict`, raises it)", file=sys.stderr)
         for w in caught:
             if issubclass(w.category, FitWarning):
                 self.warnings.append(f"{title}: {w.message}")
@@ -153,8 +161,6 @@ class Report:
             self.doc.p("None.")
         elapsed = time.perf_counter() - t0
         self.summary["warnings"] = self.warnings
-        if self.failures:
-            self.summary["failed_sections"] = self.failures
         self.summary["seconds"] = elapsed
         return write_page(self.doc, self.opts.title, self.summary, elapsed, self.failures)
 

@@ -24,7 +24,8 @@ class ReportOptions:
     data: str | None = None
     flops: str | None = None
     accuracy: str | None = None
-    variant: str = "variant"
+    variant: str | None = None  # factor the Ablations compare; None: `variant`, else detected
+    baseline: str | None = None  # its baseline value; None: a baseline-like name, else the first
     seed_column: str = "train.seed"
     width: str = "model.width"
     depth: str = "model.depth"

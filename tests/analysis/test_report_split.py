@@ -18,7 +18,8 @@ REFERENCE = Path(__file__).parent / "data" / "report_reference.json"
 
 
 def fixed_tables():
-    """The table report_reference.json was written from (by analysis/report.py at c55801d)."""
+    """The table report_reference.json was written from (by the single-module analysis/report.py
+    at main 41c390f, bootstrap=40, seed=0; `seconds` dropped)."""
     return make_runs(widths=(32, 64, 128), depths=(2, 4), images=(3200, 6400, 12800),
                      n_steps=40, seeds=(0,))
 
@@ -90,7 +91,9 @@ def test_failed_section_is_a_visible_warning_when_not_strict(tmp_path, monkeypat
     monkeypatch.setattr(report_core, "SECTIONS", (("Broken", _boom),))
     runs, _ = fixed_tables()
     build_report(runs, None, tmp_path, ReportOptions(bootstrap=0, n_jobs=1, strict=False))
-    assert "section 'Broken' failed: RuntimeError: deliberate failure" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "section 'Broken' failed with an unexpected error: RuntimeError('deliberate" in err
+    assert err.count("deliberate failure") == 1  # warned once
     page = (tmp_path / "report.html").read_text()
     top = page.index("class='failed'")
     assert top < page.index("<h2>Overview</h2>")  # above every section
@@ -98,8 +101,8 @@ def test_failed_section_is_a_visible_warning_when_not_strict(tmp_path, monkeypat
     md = (tmp_path / "report.md").read_text()
     assert md.index("section(s) failed") < md.index("## Overview")
     summary = json.loads((tmp_path / "report.json").read_text())
-    assert summary["failed_sections"] == [
-        "section 'Broken' failed: RuntimeError: deliberate failure in a section"]
+    assert summary["failed_sections"] == {
+        "Broken": "RuntimeError('deliberate failure in a section')"}
 
 
 def test_scaling_plot_marks_sources_and_keeps_notes_off_the_axes():
@@ -136,3 +139,15 @@ def test_sigmoid_bootstrap_does_not_depend_on_workers_and_can_be_skipped():
     quick = correlate(x, y, bootstrap=150, sigmoid_intervals=False)
     assert quick.sigmoid_samples is None and "sigmoid_k" not in quick.ci
     assert quick.ci["spearman"] == one.ci["spearman"]
+
+
+def test_ablation_factor_ignores_the_point_source_column():
+    """The overview adds `source` to every row; the factor detection must not count it."""
+    import pandas as pd
+
+    from analysis.compare import ablation_factor
+
+    df = pd.DataFrame({"model.width": [32, 32, 64, 64], "train.seed": [0, 1, 0, 1],
+                       "source": ["final run", "cooldown branch"] * 2,
+                       "final_val_loss": [1.0, 1.1, 0.9, 0.95]})
+    assert ablation_factor(df) == "model.width"

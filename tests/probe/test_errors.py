@@ -21,7 +21,7 @@ def _no_training(monkeypatch):
         raise AssertionError("the probe started work before reporting the bad input")
 
     monkeypatch.setattr(probe_run, "load_trunk", forbidden)
-    monkeypatch.setattr(probe_run, "fit_heads", forbidden)
+    monkeypatch.setattr(probe_run, "fit_grids", forbidden)
 
 
 def _probe(run_dir, **fields):
@@ -73,3 +73,37 @@ def test_images_without_labels(trained_run, tmp_path):
 def test_cli_reports_the_error(trained_run, capsys):
     assert main(["probe", str(trained_run), "--dataset", "synthetic", "--blocks", "7"]) == 2
     assert "out of range for a trunk with 3 blocks" in capsys.readouterr().err
+
+
+def test_unreadable_checkpoint_is_bad_input(run_copy, capsys):
+    """`--checkpoint 10` on a file that is not a checkpoint: exit 2 naming it, no traceback."""
+    path = run_copy / "checkpoints" / "step_00000010.pt"
+    path.write_bytes(b"\x80\x02 this is not a checkpoint")  # a pickle opcode, then garbage
+    code = main(["probe", str(run_copy), "--dataset", "synthetic", "--checkpoint", "10"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"checkpoint {path} cannot be read" in err and "[20]" in err
+    assert "Traceback" not in err and "Unpickling" not in err
+
+
+def test_config_with_an_extra_key_is_bad_input(run_copy, capsys):
+    config = run_copy / "config.yaml"
+    config.write_text(config.read_text() + "extra_key: 1\n")
+    code = main(["probe", str(run_copy), "--dataset", "synthetic"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"{config}: Key 'extra_key' not in 'RunConfig'" in err and "ConfigKeyError" not in err
+
+
+def test_plan_time_checkpoint_steps_match_what_training_kept(trained_run):
+    """`final_checkpoint_steps` (what plan checks probe checkpoints against) is what a finished
+    run really has on disk."""
+    from aimscale.config import from_yaml
+    from aimscale.train.checkpoint import list_checkpoints
+
+    cfg = from_yaml(trained_run / "config.yaml")
+    kept = cfg.train.final_checkpoint_steps()
+    assert [step for step, _ in list_checkpoints(trained_run)] == kept == [10, 20]
+    assert probe_config(checkpoint="15").run_problems(cfg)  # 15 is not kept
+    assert probe_config(checkpoint="10", blocks="0-2").run_problems(cfg) == []
+    assert "out of range" in probe_config(blocks="1-3").run_problems(cfg)[0]

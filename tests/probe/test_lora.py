@@ -18,10 +18,17 @@ def test_only_adapters_and_head_change(trained_run):
     before = {k: v.clone() for k, v in trunk.state_dict().items()}
     gen = torch.Generator().manual_seed(0)
     images, labels = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
+    seen = []
+
+    def image_batches(epoch):  # 4 batches of 16 per epoch
+        seen.append(epoch)
+        return zip(images.split(16), labels.split(16), strict=True)
+
     tuned, head = finetune_lora(
-        trunk, [1, 2], Hparams(1e-2, 0.0), images, labels, torch.arange(64), num_classes=10,
-        heads=4, rank=2, epochs=2, batch_size=16, generator=gen,
+        trunk, [1, 2], Hparams(1e-2, 0.0), image_batches, 4, num_classes=10, heads=4, rank=2,
+        epochs=2, generator=gen,
     )  # fmt: skip
+    assert seen == [0, 1]
     # the original trunk is untouched and the adapted copy keeps its base weights
     for key, value in trunk.state_dict().items():
         assert torch.equal(value, before[key]), key

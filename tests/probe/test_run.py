@@ -9,8 +9,9 @@ import torch
 from PIL import Image
 
 from aimscale.cli import main
+from aimscale.probe import run as probe_module
 from aimscale.probe.config import probe_config
-from aimscale.probe.features import CACHE, extract_windows, load_trunk
+from aimscale.probe.features import extract_windows, load_trunk
 from aimscale.probe.run import run_layer_sweep, run_probe, run_probes
 from aimscale.probe.windows import resolve_windows
 
@@ -18,7 +19,7 @@ TIMING = ("wall_time_s", "feature_time_s")
 RESULT_KEYS = {
     "name", "kind", "dataset", "step", "train_steps", "blocks", "window", "top1", "top5",
     "val_accuracy", "num_train", "num_val", "num_test", "num_classes", "hparams", "seed",
-    "wall_time_s", "feature_time_s",
+    "wall_time_s", "feature_time_s", "request", "stream",
 }  # fmt: skip
 
 
@@ -49,33 +50,76 @@ def test_default_probes_beat_chance_and_write_results(run_copy, fast):
 
 
 def test_same_seed_same_numbers(run_copy, fast):
-    CACHE.clear()
     cfg = probe_config(kind="attentive", seed=3, **fast)
     first = _numbers(run_probe(run_copy, cfg))
-    CACHE.clear()  # recompute the features too
     second = _numbers(run_probe(run_copy, cfg))
     assert first == second
     other = _numbers(run_probe(run_copy, probe_config(kind="attentive", seed=4, **fast)))
     assert other["hparams"]["grid"] != first["hparams"]["grid"]
 
 
-def test_features_are_cached_per_window(run_copy, fast):
-    cfg = probe_config(kind="linear", blocks="0-1", **fast)
-    run_probe(run_copy, cfg)
-    hits = CACHE.hits
-    again = run_probe(run_copy, cfg)
-    assert CACHE.hits == hits + 2  # train and test features both came from the cache
-    assert again["feature_time_s"] == 0.0
-    cfg = probe_config(kind="linear", blocks="1-2", disk_cache=True, **fast)
-    disk = run_probe(run_copy, cfg)
-    files = sorted(p.name for p in (run_copy / "probe" / "cache").iterdir())
-    assert files == [
-        "step20_synthetic_test_n300_blocks1-2.pt",
-        "step20_synthetic_train_n600_blocks1-2.pt",
+def test_disk_cache_is_written_once_and_read_back(run_copy, fast, monkeypatch):
+    cfg = probe_config(kind="linear", blocks="0-1", cache="disk", **fast)
+    first = run_probe(run_copy, cfg)
+    assert first["stream"] == {"cache": "disk", "ranks": 1} and first["feature_time_s"] > 0
+    stores = sorted(str(p.relative_to(run_copy / "probe" / "cache"))
+                    for p in (run_copy / "probe" / "cache").glob("*/*"))  # fmt: skip
+    assert stores == [
+        "step20_synthetic_test_n300/blocks0-1", "step20_synthetic_train_n600/blocks0-1"
+    ]  # fmt: skip
+    train_store = run_copy / "probe" / "cache" / stores[1]
+    assert sorted(p.name for p in train_store.iterdir()) == [
+        "meta.json",
+        "shard_00000.f16",
+        "shard_00000.ok",
     ]
-    CACHE.clear()
-    from_disk = run_probe(run_copy, cfg)
-    assert _numbers(from_disk) == _numbers(disk)
+    # fp16 [600 images, 16 tokens, width 32]
+    assert (train_store / "shard_00000.f16").stat().st_size == 600 * 16 * 32 * 2
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the trunk ran although every feature is on disk")
+
+    monkeypatch.setattr(probe_module, "load_trunk", forbidden)
+    again = run_probe(run_copy, cfg)
+    assert _numbers(again) == _numbers(first) and again["feature_time_s"] == 0.0
+    monkeypatch.undo()
+    # the trunk every epoch (float32) against the fp16 store: the same probe within rounding
+    fresh = run_probe(run_copy, probe_config(kind="linear", blocks="0-1", cache="none", **fast))
+    assert fresh["stream"]["cache"] == "none"
+    assert abs(fresh["top1"] - first["top1"]) <= 0.02
+
+
+def test_temporary_cache_equals_none_and_is_removed(run_copy, fast):
+    """cache=auto writes a temporary store (epochs > 1), reads it every epoch, deletes it."""
+    auto = run_probe(run_copy, probe_config(kind="attentive", **fast))
+    assert auto["stream"]["cache"] == "temporary"
+    assert [p.name for p in (run_copy / "probe").iterdir()] == ["attentive_last.json"]
+    none = run_probe(run_copy, probe_config(kind="attentive", cache="none", **fast))
+    assert abs(auto["top1"] - none["top1"]) <= 0.02
+    assert abs(auto["val_accuracy"] - none["val_accuracy"]) <= 0.04
+
+
+def test_skip_existing_keeps_results_of_the_same_request(run_copy, fast, monkeypatch):
+    from aimscale.probe.run import probe_run
+
+    cfg = probe_config(kind="both", **fast)
+    first = probe_run(run_copy, cfg)
+    files = {p.name: p.stat().st_mtime_ns for p in (run_copy / "probe").glob("*.json")}
+    assert sorted(files) == ["attentive_last.json", "linear_last.json"]
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a finished probe was computed again")
+
+    monkeypatch.setattr(probe_module, "load_trunk", forbidden)
+    assert probe_run(run_copy, cfg) == first  # nothing recomputed, nothing rewritten
+    assert {p.name: p.stat().st_mtime_ns for p in (run_copy / "probe").glob("*.json")} == files
+    monkeypatch.undo()
+    # another request under the same name (more epochs) is made again; the other result is kept
+    (run_copy / "probe" / "linear_last.json").write_text("{torn")  # damaged: made again too
+    redo = probe_run(run_copy, probe_config(kind="both", **{**fast, "epochs": 6}))
+    assert [r["request"]["epochs"] for r in redo] == [6, 6]
+    again = probe_run(run_copy, probe_config(kind="linear", **{**fast, "epochs": 6}))
+    assert again == redo[1:]
 
 
 def test_windows_average_the_right_blocks(trained_run):
@@ -140,3 +184,39 @@ def test_image_folder_dataset(run_copy, tmp_path):
     result = run_probe(run_copy, cfg)
     assert (result["num_train"] + result["num_val"], result["num_test"]) == (60, 20)
     assert result["num_classes"] == 2 and result["top1"] >= 0.9
+
+
+def test_image_folder_of_any_size_streams_through_a_sharded_store(run_copy, tmp_path, monkeypatch):
+    """Three classes of PNG files of mixed sizes and modes (RGB, greyscale), one corrupt file per
+    split; streamed in batches of 16 through a disk store of 7-row shards: the corrupt images are
+    left out (and counted nowhere), every other image is used once per epoch."""
+    gen = np.random.default_rng(1)
+    sizes = [(40, 40), (23, 57), (64, 31), (32, 32)]
+    for split, count in (("train", 50), ("val", 15)):
+        for c, name in enumerate(("red", "green", "blue")):
+            folder = tmp_path / "folder" / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                height, width = sizes[i % len(sizes)]
+                pixels = gen.integers(0, 150, size=(height, width, 3))
+                pixels[..., c] += 100
+                image = Image.fromarray(pixels.astype(np.uint8))
+                (image.convert("L") if i % 7 == 3 and c != 1 else image).save(folder / f"{i}.png")
+            if c == 1:
+                (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    monkeypatch.setenv("AIMSCALE_PROBE_SHARD_MB", str(7 * 16 * 32 * 2 / 2**20))
+    cfg = probe_config(kind="both", dataset=f"image-folder:{tmp_path / 'folder'}", cache="disk",
+                       limit_train=None, limit_test=None, epochs=4, batch_size=16)  # fmt: skip
+    attentive, linear = run_probes(run_copy, cfg)
+    store = run_copy / "probe" / "cache"
+    train_store = next(store.glob("*_train_nall")) / "blocks2-2"
+    assert len(list(train_store.glob("shard_*.f16"))) == -(-151 // 7)  # 150 images + 1 broken
+    ok = np.concatenate([np.fromfile(p, np.uint8) for p in sorted(train_store.glob("*.ok"))])
+    assert len(ok) == 151 and ok.sum() == 150
+    for result in (attentive, linear):
+        # 151 training files: the broken one falls in the fit or the validation part
+        assert result["num_train"] + result["num_val"] in (150, 151)
+        assert result["num_test"] == 45 and result["num_classes"] == 3
+        assert result["top1"] >= 0.9, result
+    again = run_probes(run_copy, cfg)  # from the store: the same numbers
+    assert [_numbers(r) for r in again] == [_numbers(r) for r in (attentive, linear)]

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-TIMING = ("time_s", "images_per_s", "wall_time_s")
+TIMING = ("time_s", "images_per_s", "wall_time_s", "model_flops_per_s", "mfu")
 
 TINY_BASE = {
     "model": {"preset": "aim-tiny", "width": 32, "depth": 2, "heads": 2, "head_width": 32,

@@ -157,3 +157,98 @@ def test_launch_refuses_runs_whose_data_is_missing(tmp_path):
     with pytest.raises(DataProblems, match="does not exist|not found|missing"):
         launch(plan, "local")
     assert not (tmp_path / "sweep" / "sweep.json").exists()
+
+
+PROBE = {"kind": "linear", "dataset": "synthetic", "epochs": 1}
+
+
+def test_probe_blocks_beyond_the_trunk_are_refused_at_plan_time(tmp_path):
+    spec = spec_of(tmp_path, grid={"model.depth": "2,12"},
+                   probe=[{**PROBE, "blocks": "7-9"}, {**PROBE, "name": "ok"}])
+    with pytest.raises(ConfigError) as err:
+        build_plan(spec)
+    problems = err.value.problems
+    assert len(problems) == 1, problems  # depth 12 holds blocks 7-9; the second probe is fine
+    assert problems[0].startswith("[model.depth=2] probe[0] (linear, blocks=7-9):")
+    assert "out of range for a trunk with 2 blocks" in problems[0]
+
+
+def test_probe_checkpoint_that_training_does_not_keep_is_refused(tmp_path):
+    # TINY_BASE: 10 steps, a checkpoint every 5, keep 2 -> steps 5 and 10 remain
+    ok = spec_of(tmp_path, probe=[{**PROBE, "checkpoint": "5"}])
+    assert len(build_plan(ok).runs) == 1
+    bad = spec_of(tmp_path, grid={"train.keep_checkpoints": "1,2"},
+                  probe=[{**PROBE, "checkpoint": "5"}])
+    with pytest.raises(ConfigError) as err:
+        build_plan(bad)
+    assert err.value.problems == [
+        "[train.keep_checkpoints=1] probe[0] (linear, blocks=last): probe checkpoint=5: training "
+        "keeps the checkpoints of steps [10] only; pick one of them, or keep step 5 with "
+        "train.keep_fractions"]
+
+
+def test_eval_images_beyond_val_images_are_refused_at_plan_time(tmp_path):
+    spec = spec_of(tmp_path, grid={"data.val_images": "32,64"})  # TINY_BASE evaluates on 64
+    with pytest.raises(ConfigError) as err:
+        build_plan(spec)
+    assert err.value.problems == [
+        "[data.val_images=32] train.eval_images=64 exceeds data.val_images=32, the images held "
+        "out per source; lower train.eval_images or raise data.val_images"]
+
+
+def test_launch_refuses_bad_probes_and_values_with_exit_2_and_writes_nothing(tmp_path):
+    sweep = tmp_path / "s"
+    path = write_spec(tmp_path / "s.yaml", "t", sweep, grid={"optim.lr": "1e-3,nan"},
+                      probe=[{**PROBE, "blocks": "7-9"}])
+    out = aimscale("launch", str(path), "--executor", "local", check=False)
+    assert out.returncode == 2, out.stderr
+    assert "optim.lr must be a finite number, got nan" in out.stderr
+    assert "out of range for a trunk with 2 blocks" in out.stderr
+    assert "Nothing was submitted" in out.stderr and "Traceback" not in out.stderr
+    assert not sweep.exists()
+
+
+def test_sweep_name_cannot_escape_sweep_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("../../../escaped", "..", "a/../../b"):
+        spec = parse_spec({"name": name, "base": TINY_BASE})
+        where = (tmp_path / spec.sweep_dir).resolve()
+        assert where.parent == tmp_path / "sweep_runs", (name, spec.sweep_dir)
+        assert spec.name == name  # the name itself is kept (wandb group, job names)
+        assert all(r.cfg.run_dir.startswith(spec.sweep_dir + "/") for r in build_plan(spec).runs)
+
+
+def test_every_run_id_comes_from_config_run_id(tmp_path, monkeypatch):
+    from aimscale import config
+
+    calls = []
+    real = config.run_id
+
+    def counting(cfg, varied=None):
+        calls.append(varied)
+        return real(cfg, varied)
+
+    monkeypatch.setattr(config, "run_id", counting)
+    plan = build_plan(spec_of(tmp_path, grid={"model.width": "32,64", "train.seed": "0,1,2"}))
+    assert len(calls) == len(plan.runs) == 6
+    assert [r.run_id for r in plan.runs] == [real(r.cfg, r.axes) for r in plan.runs]
+
+
+def test_planned_configs_are_independent(tmp_path):
+    spec = spec_of(tmp_path, grid={"model.width": "32,64"},
+                   variants={"two": ["train.keep_fractions=[0.5]"], "one": []})
+    plan = build_plan(spec)
+    first, second = plan.runs[0], plan.runs[1]
+    assert first.cfg.data.sources[0].weight == second.cfg.data.sources[0].weight == 1.0
+    first.cfg.data.sources[0].weight = 0.25
+    first.cfg.data.sources.append(first.cfg.data.sources[0])
+    first.cfg.train.keep_fractions.append(0.75)
+    first.cfg.optim.lr = 9.0
+    for other in plan.runs[1:]:
+        assert other.cfg.data.sources[0].weight == 1.0 and len(other.cfg.data.sources) == 1
+        assert 0.75 not in other.cfg.train.keep_fractions and other.cfg.optim.lr != 9.0
+    assert plan.base_cfg.data.sources[0].weight == 1.0 and plan.base_cfg.optim.lr != 9.0
+    # a second plan of the same spec is untouched by edits to the first
+    again = build_plan(spec)
+    assert [r.run_id for r in again.runs] == [r.run_id for r in plan.runs]
+    assert again.runs[0].cfg.data.sources[0].weight == 1.0

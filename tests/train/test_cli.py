@@ -22,6 +22,8 @@ ROW_KEYS = {
     "skipped_images",
     "time_s",
     "images_per_s",
+    "model_flops_per_s",
+    "mfu",
 }
 SUMMARY_KEYS = {
     "status",
@@ -37,13 +39,17 @@ SUMMARY_KEYS = {
     "steps",
     "wall_time_s",
     "skipped_images",
+    "model_flops_per_s",
+    "mfu",
 }
 
 
 def test_cli_run_matches_the_run_directory_contract(cli_run):
     run_dir, result = cli_run
-    assert sorted(p.name for p in run_dir.iterdir()) == [
-        "checkpoints", "config.yaml", "metrics.jsonl", "status.json", "summary.json",
+    # provenance.diff only when the checkout has uncommitted changes
+    assert sorted(p.name for p in run_dir.iterdir() if p.name != "provenance.diff") == [
+        "checkpoints", "config.yaml", "metrics.jsonl", "provenance.json", "status.json",
+        "summary.json",
     ]  # fmt: skip
     assert config_hash(from_yaml(run_dir / "config.yaml")) == config_hash(
         compose_reference_config(run_dir)

@@ -53,7 +53,7 @@ def test_stop_then_resume_matches(reference, tmp_path):
     assert read_status(tmp_path)["state"] == "stopped"
 
     summary = train(cfg)
-    assert summary == {**read_summary(reference), "wall_time_s": summary["wall_time_s"]}
+    assert without_timing(summary) == without_timing(read_summary(reference))
     assert metrics_without_timing(tmp_path) == metrics_without_timing(reference)
     assert read_status(tmp_path)["restarts"] == 1
     # done: a third call returns the summary without training
