@@ -63,18 +63,7 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, *,
                          title=f"aimscale report: {sweep_dir.resolve().name}",
                          strict=strict_from_env() if strict is None else strict)
     html = build_report(runs, curves, Path(out_dir) if out_dir else sweep_dir / "report", opts)
-    _warn_failed_sections(html.parent / "report.json")
     return html
-
-
-def _warn_failed_sections(summary_path: Path) -> None:
-    from aimscale.jsonfiles import read_json
-
-    failed = (read_json(summary_path, default={}) or {}).get("failed_sections") or {}
-    for title, error in failed.items():
-        print(f"aimscale report: warning: section {title!r} failed with an unexpected error "
-              f"({error}); the rest of the report was written. Please report it (rerun with "
-              "--strict for the traceback).", file=sys.stderr)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

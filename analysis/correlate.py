@@ -10,7 +10,7 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.stats import rankdata
 
-from .bootstrap import DEFAULT_LEVEL, interval
+from .bootstrap import DEFAULT_LEVEL, chunks, interval, parallel_map
 from .data import valid_mask
 from .errors import AnalysisError, FitWarning
 from .result import Fit
@@ -126,10 +126,15 @@ def _linear_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def correlate(x, y, *, bootstrap: int = 1000, seed: int | None = 0,
               level: float = DEFAULT_LEVEL, fit_sigmoid_curve: bool = True,
-              groups=None) -> Correlation:
+              groups=None, sigmoid_intervals: bool = True,
+              n_jobs: int | None = 1) -> Correlation:
     """Pearson and Spearman with bootstrap intervals (pairs resampled, or whole ``groups`` such as
     all checkpoints of a run), linear and sigmoid fits of y against x, and leave-one-out mean
-    absolute error of each fit."""
+    absolute error of each fit.
+
+    The sigmoid's bootstrap (one refit per resample, the slow part) runs only with
+    ``sigmoid_intervals``, in ``n_jobs`` worker processes (None: the usable cores); its results do
+    not depend on ``n_jobs``."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     keep, dropped = valid_mask({"x": x, "y": y}, positive=False, what="correlation")
     x, y = x[keep], y[keep]
@@ -188,8 +193,9 @@ def correlate(x, y, *, bootstrap: int = 1000, seed: int | None = 0,
         if sig_params is not None and pci[0] <= 0 <= pci[1]:
             warn.append("the correlation's interval includes 0: accuracy does not track x "
                         "in these runs, so the sigmoid has no interval")
-        elif sig_params is not None:
-            draws = [fit_sigmoid(x, y, w=c, start=sig_params) for c in counts]
+        elif sig_params is not None and sigmoid_intervals:
+            tasks = [(x, y, counts[sl], sig_params) for sl in chunks(len(counts))]
+            draws = [d for part in parallel_map(_sigmoid_draws, tasks, n_jobs) for d in part]
             sig_s = np.array([d[0] for d in draws if d[1]])
             for j, name in enumerate(SIGMOID_PARAMS):
                 lo, hi = interval(sig_s[:, j], level)
@@ -200,6 +206,12 @@ def correlate(x, y, *, bootstrap: int = 1000, seed: int | None = 0,
     return Correlation(n, pearson, spearman, ci, linear, sig,
                        sig["loo_mae"] if loo_model == "sigmoid" else lin_loo_mae, loo_model, level,
                        warn, lin_s, sig_s, bool(np.all((y >= 0) & (y <= 1))))
+
+
+def _sigmoid_draws(task) -> list[tuple[np.ndarray, bool]]:
+    """Sigmoid refits for a chunk of resample weights (a worker's unit of work)."""
+    x, y, counts, start = task
+    return [fit_sigmoid(x, y, w=c, start=start) for c in counts]
 
 
 def _group_resamples(x, y, groups, bootstrap: int, rng):

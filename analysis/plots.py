@@ -17,6 +17,7 @@ from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from .correlate import Correlation, sigmoid  # noqa: E402
+from .plot_sources import scatter_by_source, source_legend, source_markers  # noqa: E402
 from .result import Fit  # noqa: E402
 
 CMAP = "viridis"
@@ -61,6 +62,9 @@ def save(fig: Figure, stem: str | Path) -> list[Path]:
             path = stem.with_suffix(ext)
             fig.savefig(path, **kw)
             out.append(path)
+            # The layout (in figure fractions) is done; the SVG reuses it instead of paying for
+            # constrained layout a second time.
+            fig.set_layout_engine("none")
     return out
 
 
@@ -72,19 +76,6 @@ def no_data(ax, message: str) -> None:
     ax.set_yticks([])
 
 
-def law_label(fit: Fit, var: str = "x") -> str:
-    """Formula with fitted values and the exponent's interval, e.g. L = 1.7 + 406·N^−0.34 […]."""
-    p, ci = fit.params, fit.ci()
-    if fit.law == "power":
-        e = "" if p["E"] == 0 else f"{fmt(p['E'])} + "
-        return (f"L = {e}{fmt(p['A'])}·{var}$^{{-{fmt(p['alpha'])}}}$, "
-                f"exponent {fmt(p['alpha'])}{ci_text(ci.get('alpha'))}")
-    if fit.law == "chinchilla":
-        return (f"L = {fmt(p['E'])} + {fmt(p['A'])}/N$^{{{fmt(p['alpha'])}}}$ + "
-                f"{fmt(p['B'])}/D$^{{{fmt(p['beta'])}}}$")
-    return f"BNSL, {(len(p) - 3) // 3} break(s)"
-
-
 @dataclass
 class Series:
     """Points of one group and, optionally, the law fitted to them (or why there is none)."""
@@ -93,7 +84,8 @@ class Series:
     x: np.ndarray
     y: np.ndarray
     fit: Fit | None = None
-    note: str | None = None
+    note: str | None = None  # shown in the report's table, not on the axes
+    source: np.ndarray | None = None  # per point: final run, cooldown branch, checkpoint…
 
 
 def _band(ax, fit: Fit, xs: np.ndarray, color, extra: tuple = ()) -> None:
@@ -106,9 +98,10 @@ def _band(ax, fit: Fit, xs: np.ndarray, color, extra: tuple = ()) -> None:
 def plot_scaling(series: list[Series], xlabel: str, ylabel: str, title: str, *,
                  extrapolate_to: float | None = None, empty_note: str = "",
                  var: str = "x") -> Figure:
-    """Loss against one variable on log-log axes: points, fitted curve with its 95% band, and the
-    extrapolated range shaded and dashed."""
-    fig, (ax,) = new_figure()
+    """Loss against one variable on log-log axes: points (shape: where they come from), fitted
+    curve with its 95% band, and the extrapolated range shaded and dashed. The legend, beside the
+    axes, names the groups; fitted values and notes belong in the caption or table."""
+    fig, (ax,) = new_figure(7.6, 4.4)
     if not series or all(len(s.x) == 0 for s in series):
         no_data(ax, empty_note or "no data")
         ax.set_title(title)
@@ -121,40 +114,39 @@ def plot_scaling(series: list[Series], xlabel: str, ylabel: str, title: str, *,
         ax.axvspan(x_max, right, color=EXTRAP_COLOR, zorder=0, lw=0)
         ax.text(x_max * (right / x_max) ** 0.5, 0.97, "extrapolation", ha="center", va="top",
                 transform=ax.get_xaxis_transform(), fontsize=8.5, color="0.35")
-    notes = []
+    markers = source_markers(np.concatenate([s.source for s in series if s.source is not None])
+                             if any(s.source is not None for s in series) else [])
     for s, color in zip(series, colors, strict=True):
-        ax.scatter(s.x, s.y, s=26, color=color, edgecolor="white", linewidth=0.5, zorder=3,
-                   label=s.label if s.fit is None else None)
-        if s.fit is not None and not s.fit.flat:
+        drawn = s.fit is not None and not s.fit.flat
+        scatter_by_source(ax, s.x, s.y, s.source, markers, s=26, color=color,
+                           edgecolor="white", linewidth=0.5, zorder=3,
+                           label=None if drawn else s.label)
+        if drawn:
             xs_in = np.geomspace(x_min, x_max, 120)
             pred = _band(ax, s.fit, xs_in, color)
-            ax.plot(xs_in, pred, color=color, lw=1.8,
-                    label=f"{s.label}\n{law_label(s.fit, var)}")
+            ax.plot(xs_in, pred, color=color, lw=1.8, label=s.label)
             if right > x_max * 1.0001:
                 xs_out = np.geomspace(x_max, right, 60)
                 pred_out = _band(ax, s.fit, xs_out, color)
                 ax.plot(xs_out, pred_out, color=color, lw=1.5, ls="--")
-        elif s.fit is not None:
-            notes.append(f"{s.label}: flat, no line drawn")
-        if s.note:
-            notes.append(f"{s.label}: {s.note}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    _legend_below(ax)
-    if notes:
-        ax.text(0.02, 0.02, "\n".join(notes), transform=ax.transAxes, fontsize=8, va="bottom",
-                color="0.3")
+    _legend_beside(ax, source_legend(ax, markers))
     _log_minor_labels(ax)
     return fig
 
 
-def _legend_below(ax) -> None:
-    """Legend under the axes, where long fitted formulas do not cover data."""
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False, ncol=1)
+def _legend_beside(ax, extra: list | None = None) -> None:
+    """Legend to the right of the axes, one short line per entry, so it covers no data and is
+    never taller than the plot (constrained layout makes room for it)."""
+    handles, labels = ax.get_legend_handles_labels()
+    handles, labels = handles + list(extra or []), labels + [h.get_label() for h in extra or []]
+    if handles:
+        ax.legend(handles, labels, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False,
+                  ncol=1 if len(handles) <= 12 else 2, fontsize=8)
 
 
 def _log_log(ax, xlabel: str, ylabel: str, title: str) -> None:
@@ -178,21 +170,31 @@ def _log_minor_labels(ax) -> None:
         ax.yaxis.set_major_locator(LogLocator(subs=subs, numticks=30))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt(v)))
         ax.yaxis.set_minor_formatter(NullFormatter())
+    if ax.get_xscale() == "log":  # matplotlib's minor labels (3×10⁴ 4×10⁴ …) run into each other
+        xlo, xhi = ax.get_xlim()
+        if xlo > 0 and xhi / xlo < 100:  # at most 2 powers of ten inside: add 2 and 5 × 10^k
+            ax.xaxis.set_minor_formatter(FuncFormatter(
+                lambda v, _: fmt(v) if f"{v:.0e}"[0] in "25" else ""))
+        else:
+            ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def plot_joint(n, d, loss, fit: Fit, *, n_label: str = "parameters N",
-               d_label: str = "data D", loss_label: str = "loss") -> Figure:
+               d_label: str = "data D", loss_label: str = "loss", source=None) -> Figure:
     """Joint law: loss against N, one colour per data size with its fitted curve; and fitted
     against observed."""
     n, d, loss = (np.asarray(v, float) for v in (n, d, loss))
     fig, (ax, ax2) = new_figure(11, 4.4, ncols=2)
     levels = np.unique(d)
+    markers = source_markers([] if source is None else source)
     norm = LogNorm(levels.min(), levels.max()) if levels.max() > levels.min() else None
     cmap = colormaps[CMAP]
     for lev in levels:
         m = d == lev
         color = cmap(norm(lev) if norm else 0.5)
-        ax.scatter(n[m], loss[m], s=22, color=color, edgecolor="white", linewidth=0.4, zorder=3)
+        scatter_by_source(ax, n[m], loss[m], None if source is None else np.asarray(source)[m],
+                           markers, s=22, color=color, edgecolor="white", linewidth=0.4,
+                           zorder=3)
         if len(levels) <= 12:
             xs = np.geomspace(n.min(), n.max(), 80)
             pred = _band(ax, fit, xs, color, (np.full_like(xs, lev),))
@@ -200,7 +202,8 @@ def plot_joint(n, d, loss, fit: Fit, *, n_label: str = "parameters N",
     if norm is not None:
         _colorbar(fig, ax, norm, d_label)
     _log_log(ax, n_label, loss_label, "Joint law L(N, D)")
-    ax.text(0.02, 0.02, law_label(fit), transform=ax.transAxes, fontsize=8.5, va="bottom")
+    if len(markers) > 1:
+        ax.legend(handles=source_legend(ax, markers), loc="upper right", frameon=False)
     pred = fit.predict(n, d)
     ax2.scatter(loss, pred, s=18, color=cmap(0.35))
     lim = [min(loss.min(), pred.min()), max(loss.max(), pred.max())]
@@ -303,14 +306,14 @@ def _size_colors(values: np.ndarray):
 
 def _colorbar(fig, ax, norm, label: str) -> None:
     """Colour bar with plain, short tick labels (2.5e5 rather than 2.5×10⁵ or 250000)."""
-    from matplotlib.ticker import FuncFormatter, LogLocator
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     cb = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=CMAP), ax=ax, label=label)
     if isinstance(norm, LogNorm):
         cb.ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0), numticks=20))
         cb.ax.yaxis.set_minor_locator(LogLocator(subs="auto", numticks=20))
     cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt(v)))
-    cb.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    cb.ax.yaxis.set_minor_formatter(NullFormatter())  # no text objects to lay out
 
 
 def plot_curves(curves: pd.DataFrame, sizes: dict, *, x: str = "images_seen", y: str = "loss",
@@ -341,7 +344,7 @@ def plot_curves(curves: pd.DataFrame, sizes: dict, *, x: str = "images_seen", y:
 def plot_frontier(curves: pd.DataFrame, sizes: dict, envelope: pd.DataFrame, fit: Fit | None, *,
                   x: str = "flops", y: str = "loss", run_id: str = "run_id",
                   ylabel: str = "loss", size_label: str = "parameters",
-                  extrapolate_to: float | None = None, note: str | None = None) -> Figure:
+                  extrapolate_to: float | None = None) -> Figure:
     """Loss against compute for every run, the lower envelope (compute frontier) and the power
     law fitted to it, extrapolated dashed."""
     fig, (ax,) = new_figure()
@@ -358,19 +361,17 @@ def plot_frontier(curves: pd.DataFrame, sizes: dict, envelope: pd.DataFrame, fit
         right = max(extrapolate_to or hi_x, hi_x)
         xs = np.geomspace(lo_x, hi_x, 100)
         pred = _band(ax, fit, xs, "crimson")
-        ax.plot(xs, pred, color="crimson", lw=1.8, label=law_label(fit, "C"))
+        ax.plot(xs, pred, color="crimson", lw=1.8, label="power-law fit")
         if right > hi_x * 1.0001:
             ax.axvspan(hi_x, right, color=EXTRAP_COLOR, zorder=0, lw=0)
             xs2 = np.geomspace(hi_x, right, 50)
             ax.plot(xs2, _band(ax, fit, xs2, "crimson"), color="crimson", lw=1.5, ls="--")
-    if note:
-        ax.text(0.02, 0.02, note, transform=ax.transAxes, fontsize=8, color="0.3")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("training compute C (FLOPs)")
     ax.set_ylabel(ylabel)
     ax.set_title("Compute frontier: lowest loss reached at each compute")
-    _legend_below(ax)
+    ax.legend(loc="upper right", frameon=False)  # inside: the colour bar is beside
     _log_minor_labels(ax)
     return fig
 
@@ -463,6 +464,6 @@ def plot_backtest(bt, train_split: np.ndarray, train_loss: np.ndarray, *,
     cov = "" if bt.coverage is None else f", intervals held {fmt(100 * bt.coverage)}%"
     ax.set_title(f"Backtest: fit on {bt.n_train}, predict {bt.n_test} (grey)\n"
                  f"MAPE {fmt(bt.mape)}%{cov}")
-    _legend_below(ax)
+    ax.legend(loc="lower left", frameon=False)
     _log_minor_labels(ax)
     return fig
