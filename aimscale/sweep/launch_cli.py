@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true",
                         help="show what would be submitted; write and submit nothing")
     parser.add_argument("--retry-failed", action="store_true",
-                        help="also resubmit failed runs")
+                        help="also resubmit failed, stopped and cancelled runs (never unknown, "
+                             "stale or ending ones: they may still be alive)")
     parser.add_argument("--max-parallel", type=int,
                         help="local executor: runs at once (default: spec's local.max_parallel)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -41,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     except (LaunchLocked, RuntimeError) as err:
         print(f"aimscale launch: {err}", file=sys.stderr)
         return 1
+    for warning in result.warnings:
+        print(f"aimscale launch: warning: {warning}", file=sys.stderr)
     if args.json:
         import json
 
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             "submitted": result.submitted, "skipped": result.skipped,
             "arrays": [{"resource_class": a.resource.name, "tasks": len(a.run_ids)}
                        for a in result.arrays],
-            "job_ids": result.job_ids,
+            "job_ids": result.job_ids, "warnings": result.warnings,
         }, indent=1))
         return 0
     verb = "would submit" if result.dry_run else "submitted"
