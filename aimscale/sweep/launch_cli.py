@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aimscale.sweep.plan_cli import load_plan
+from aimscale.sweep.plan_cli import load_plan, print_time_limit_warnings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     plan = load_plan(args)
     if plan is None:
         return 2
+    print_time_limit_warnings(plan)
     try:
         result = launch(plan, args.executor, dry_run=args.dry_run,
                         retry_failed=args.retry_failed, max_parallel=args.max_parallel)
