@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from sweep_helpers import ROOT, TINY_BASE, write_spec
+from sweep_helpers import ROOT, write_spec
 
 from aimscale.atomic import atomic_write_json
 from aimscale.sweep.manifest import new_manifest, write_manifest
