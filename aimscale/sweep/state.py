@@ -159,9 +159,9 @@ def _run_state(run_id: str, run_dir: str | Path, attempt: dict | None,
         return make("requeued" if disk else "pending")
     if where == "running":
         beat = attempt.get("heartbeat_s")
-        # a status file from before the job's latest start is not beaten: the job is starting
-        fresh = view.started_at is None or time.time() - age >= view.started_at - 1.0
-        if disk == "running" and beat and fresh and age > STALE_BEATS * beat:
+        if disk == "running" and beat and age is not None and age > STALE_BEATS * beat and (
+                # a status file from before the job's latest start is not beaten: it starts
+                view.started_at is None or time.time() - age >= view.started_at - 1.0):
             return make("stale", f"status.json not updated for {age:.0f} s (heartbeat every "
                                  f"{beat:g} s): the node may be dead or the job hung")
         return make("requeued" if disk == "stopped" else "running")

@@ -164,18 +164,20 @@ def test_every_slurm_state_is_read_explicitly(tmp_path):
         "suspended": RUNNING,
         "cancelled": RUNNING,              # a user's scancel
         "timeout": RUNNING,                # gone without a summary: failed
+        "starting": {},                    # RUNNING, its trainer has not written a file yet
     })
     long_ago = time.time() - 60
     os.utime(sweep_dir / "stale" / "status.json", (long_ago, long_ago))
     squeue_says(env, ["7_0|COMPLETING|None", "7_1|COMPLETING|None", "7_2|RUNNING|None",
                       "7_3|RESV_UNHEARD_OF|None", "7_4|PENDING|BeginTime", "7_5|RUNNING|None",
-                      "7_6|SUSPENDED|None", "7_7|CANCELLED|None", "7_8|TIMEOUT|None"])
+                      "7_6|SUSPENDED|None", "7_7|CANCELLED|None", "7_8|TIMEOUT|None",
+                      "7_9|RUNNING|None"])
     out = cli(env, "status", str(sweep_dir), "--json")
     states = {r["run_id"]: r for r in json.loads(out.stdout)["runs"]}
     assert {k: v["state"] for k, v in states.items()} == {
         "completing": "ending", "completing_done": "done", "running_done": "done",
         "odd": "unknown", "requeued": "requeued", "stale": "stale", "suspended": "suspended",
-        "cancelled": "cancelled", "timeout": "failed"}
+        "cancelled": "cancelled", "timeout": "failed", "starting": "running"}
     assert "RESV_UNHEARD_OF" in states["odd"]["error"]
     assert "heartbeat" in states["stale"]["error"]
 
