@@ -158,7 +158,7 @@ def test_controller_down_during_status_and_launch(tmp_path):
     """slurmctld stops while a run trains: status says `unknown` (not failed), a launch writes
     nothing, and once the controller is back the run finishes as if nothing happened."""
     sweep_dir = tmp_path / "sweep"
-    spec = write_spec(tmp_path / "s.yaml", "ctld", sweep_dir, base=long_base(120, 40),
+    spec = write_spec(tmp_path / "s.yaml", "ctld", sweep_dir, base=long_base(400, 100),
                       resources=CPU_CLASS)
     (run_id,) = launch_json(spec)["job_ids"]
     wait_for(lambda: last_step(sweep_dir / run_id) >= 5, 180, 0.5, "the run to train")
