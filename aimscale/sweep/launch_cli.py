@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aimscale.jsonfiles import UnreadableFileError
     from aimscale.sweep.launch import launch
     from aimscale.sweep.manifest import LaunchLocked
 
@@ -40,6 +41,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = launch(plan, args.executor, dry_run=args.dry_run,
                         retry_failed=args.retry_failed, max_parallel=args.max_parallel)
+    except UnreadableFileError as err:  # sweep.json: never rewritten over what it recorded
+        print(f"aimscale launch: the sweep's manifest {err}; nothing was submitted or written. "
+              "Restore it (it holds the job ids of submitted runs), or move it away to start "
+              "the sweep's record afresh", file=sys.stderr)
+        return 2
     except (LaunchLocked, RuntimeError) as err:
         print(f"aimscale launch: {err}", file=sys.stderr)
         return 1

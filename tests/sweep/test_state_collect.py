@@ -155,10 +155,17 @@ def test_a_damaged_manifest_is_a_clear_exit_2(tmp_path):
 
     sweep_dir = damaged_sweep(tmp_path)
     (sweep_dir / "sweep.json").write_text('{"name": "dmg", "runs": {"go')
-    for command in ("status", "collect"):
+    for command in ("status", "collect", "cancel"):
         out = aimscale(command, str(sweep_dir), check=False)
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
         assert f"{sweep_dir}/sweep.json: is not valid JSON" in out.stderr
+    from sweep_helpers import write_spec
+
+    spec = write_spec(tmp_path / "s.yaml", "dmg", sweep_dir)
+    out = aimscale("launch", str(spec), check=False)  # must not rewrite the damaged record
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert f"{sweep_dir}/sweep.json: is not valid JSON" in out.stderr
+    assert (sweep_dir / "sweep.json").read_text() == '{"name": "dmg", "runs": {"go'
 
 
 def test_status_into_a_closed_pipe_ends_quietly(tmp_path):
