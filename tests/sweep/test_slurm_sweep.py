@@ -228,7 +228,9 @@ def test_time_limit_requeues_and_matches_its_twin(tmp_path):
     """A 1-minute class with USR2 45 s before the limit: SLURM itself signals the job (no
     scancel); it stops at a step boundary, requeues, resumes, and ends equal to a twin run
     under a 10-minute class."""
-    base = long_base(1200, 100)
+    # long enough for a second window on an idle machine (~12 steps/s, USR2 <= 45 s after the
+    # start), short enough for a loaded one (~3 steps/s, a ~1 min wait per requeue)
+    base = long_base(600, 100)
     base["train"]["log_every"] = 10
     short = {"classes": {"short": {"cpus_per_task": 1, "mem_gb": 2, "time_min": 1}},
              "signal_delay_s": 45}
@@ -239,7 +241,7 @@ def test_time_limit_requeues_and_matches_its_twin(tmp_path):
                           resources=resources)
         (run_id,) = launch_json(spec)["job_ids"]
     for sweep_dir in dirs.values():
-        st = wait_all_terminal(sweep_dir, 600)
+        st = wait_all_terminal(sweep_dir, 900)
         assert st["runs"][0]["state"] == "done", st
     (limited,) = status(dirs["short"])["runs"]
     assert limited["restarts"] >= 1
