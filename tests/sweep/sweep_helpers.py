@@ -70,11 +70,11 @@ def metrics_without_timing(run_dir: Path) -> list[dict]:
 
 
 def last_step(run_dir: Path) -> int:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return 0
-    lines = path.read_text().splitlines()
-    return json.loads(lines[-1])["step"] if lines else 0
+    """The step of the last complete metrics row (a line being written is not one yet)."""
+    from aimscale.jsonfiles import read_jsonl
+
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    return rows[-1]["step"] if rows else 0
 
 
 def slurm_up() -> str | None:
@@ -147,8 +147,9 @@ def kill_node(job_ids: list[str]) -> list[int]:
 
 
 def metrics_lines(run_dir: Path) -> list[str]:
+    """The complete lines of metrics.jsonl (without an unterminated last one)."""
     path = run_dir / "metrics.jsonl"
-    return path.read_text().splitlines() if path.exists() else []
+    return path.read_text().split("\n")[:-1] if path.exists() else []
 
 
 def resumed_from_checkpoint(before: list[str], after: list[str], checkpoint_step: int) -> bool:
