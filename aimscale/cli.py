@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "launch": ("aimscale.sweep.launch_cli", "submit a sweep (local, slurm or debug executor)"),
     "status": ("aimscale.sweep.status_cli", "where a sweep stands: states, steps, losses, errors"),
+    "cancel": ("aimscale.sweep.cancel_cli", "cancel a sweep's runs on SLURM (scancel), recorded"),
     "collect": ("aimscale.sweep.collect_cli", "runs and curves tables of a sweep"),
     "report": ("aimscale.report", "fits, plots and an HTML report of a collected sweep"),
     "next": ("aimscale.next_rung", "the next rung's sweep spec from a fitted sweep and a budget"),

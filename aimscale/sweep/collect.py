@@ -4,7 +4,9 @@
 (= `train.seed`), the summary (params, FLOPs, images/patches seen, final/best losses) and probe
 results (`probe.<name>.top1` / `.top5`). `curves`: metrics.jsonl rows with their run_id. Only
 complete files are read: summary/status/probe files are written atomically, and a last metrics
-line without its newline is still being written, so it is skipped.
+line without its newline is still being written, so it is skipped. A run with a damaged file
+(empty or torn JSON, a corrupt metrics line, unparsable config.yaml) gets `status` `unreadable`
+and an `error` naming the file; every other run is collected as usual.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from aimscale.jsonfiles import read_json, read_jsonl
+from aimscale.jsonfiles import UnreadableFileError, read_json, read_jsonl
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
 NON_COLUMNS = ("run_dir", "sweep_name")  # paths, not axes of the study
@@ -42,14 +44,29 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def run_row(run_id: str, run_dir: Path, entry: dict[str, Any], state: str,
             base_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One row of the runs table; a damaged file makes the row `unreadable` with an `error`
+    naming it, and the columns of the run's other files are still filled."""
     row: dict[str, Any] = {"run_id": run_id, "status": state}
+    damaged: list[str] = []
+
+    def read(path: Path, default: Any = None) -> Any:
+        try:
+            return read_json(path, default)
+        except UnreadableFileError as err:
+            damaged.append(str(err))
+            return default
+
     if base_config is not None and "config" in entry:  # launch stored it: no YAML to parse
         row.update(base_config)
         row.update(entry["config"])
     else:
+        path = run_dir / "config.yaml"
         try:
-            config = yaml.load((run_dir / "config.yaml").read_text(), Loader=_LOADER) or {}
+            config = yaml.load(path.read_text(), Loader=_LOADER) or {}
         except OSError:
+            config = {}
+        except yaml.YAMLError as err:
+            damaged.append(f"{path}: is not valid YAML ({str(err).splitlines()[0]})")
             config = {}
         row.update(flatten(config))
     for key in NON_COLUMNS:
@@ -59,22 +76,26 @@ def run_row(run_id: str, run_dir: Path, entry: dict[str, Any], state: str,
     for key in SUMMARY_COLUMNS:  # the plan's numbers, replaced by the summary's when done
         if key in entry:
             row[key] = entry[key]
-    summary = read_json(run_dir / "summary.json") or {}
+    summary = read(run_dir / "summary.json") or {}
     for key in SUMMARY_COLUMNS:
         if key in summary:
             row[key] = summary[key]
     probe_dir = run_dir / "probe"
     if probe_dir.is_dir():
         for path in sorted(probe_dir.glob("*.json")):
-            result = read_json(path) or {}
+            result = read(path) or {}
             for metric in ("top1", "top5"):
                 if metric in result:
                     row[f"probe.{path.stem}.{metric}"] = result[metric]
+    if damaged:
+        row.update(status="unreadable", error="; ".join(damaged))
     return row
 
 
-def collect(sweep_dir: str | Path, with_state: bool = True):
-    """(runs DataFrame, curves DataFrame) of the sweep in `sweep_dir`."""
+def collect(sweep_dir: str | Path, with_state: bool = True, warnings: list[str] | None = None):
+    """(runs DataFrame, curves DataFrame) of the sweep in `sweep_dir`; a sentence per damaged
+    run (or unanswered scheduler) is appended to `warnings`. UnreadableFileError when sweep.json
+    itself is damaged."""
     import pandas as pd
 
     from aimscale.sweep.manifest import read_manifest
@@ -84,17 +105,30 @@ def collect(sweep_dir: str | Path, with_state: bool = True):
     manifest = read_manifest(sweep_dir)
     if manifest is None:
         raise FileNotFoundError(f"{sweep_dir}/sweep.json not found; is it a sweep directory?")
+    warnings = [] if warnings is None else warnings
     states = {}
     if with_state:
-        states = {s.run_id: s.state for s in sweep_states(sweep_dir, manifest, with_loss=False)}
+        states = {s.run_id: s for s in sweep_states(sweep_dir, manifest, with_loss=False,
+                                                    warnings=warnings)}
     rows, curves = [], []
     for run_id, entry in manifest.get("runs", {}).items():
         run_dir = Path(entry.get("run_dir") or sweep_dir / run_id)
         if not run_dir.is_dir():
             run_dir = sweep_dir / run_id  # the sweep dir was moved: runs sit beside sweep.json
-        state = states.get(run_id) or ("done" if (run_dir / "summary.json").exists() else "new")
-        rows.append(run_row(run_id, run_dir, entry, state, manifest.get("base_config")))
-        for metric in read_jsonl(run_dir / "metrics.jsonl"):
+        known = states.get(run_id)
+        state = known.state if known else (
+            "done" if (run_dir / "summary.json").exists() else "new")
+        row = run_row(run_id, run_dir, entry, state, manifest.get("base_config"))
+        try:
+            metrics = read_jsonl(run_dir / "metrics.jsonl")
+        except UnreadableFileError as err:
+            metrics = []
+            row.update(status="unreadable",
+                       error="; ".join(e for e in (row.get("error"), str(err)) if e))
+        if row["status"] == "unreadable" and state != "unreadable":  # else status warned
+            warnings.append(f"run {run_id} is unreadable: {row.get('error')}")
+        rows.append(row)
+        for metric in metrics:
             curves.append((run_id, *(metric.get(c) for c in CURVE_COLUMNS)))
     runs = pd.DataFrame(rows)
     curves_df = pd.DataFrame(curves, columns=["run_id", *CURVE_COLUMNS])
@@ -102,11 +136,11 @@ def collect(sweep_dir: str | Path, with_state: bool = True):
 
 
 def write_tables(sweep_dir: str | Path, output: str | Path | None = None,
-                 fmt: str = "csv") -> tuple[Path, Path]:
+                 fmt: str = "csv", warnings: list[str] | None = None) -> tuple[Path, Path]:
     """Write `runs` and `curves` (default `<sweep_dir>/collect/runs.csv`, `curves.csv`)."""
     from aimscale.atomic import atomic_write
 
-    runs, curves = collect(sweep_dir)
+    runs, curves = collect(sweep_dir, warnings=warnings)
     if output is None:
         runs_path = Path(sweep_dir) / "collect" / f"runs.{fmt}"
     else:

@@ -1,29 +1,39 @@
 """The callable a sweep submits: train one run (resuming from its directory), then its probes.
 
-Requeue design. submitit installs a USR2 handler that calls `checkpoint()`, requeues the job and
-exits *inside the signal handler*, i.e. in the middle of a training step: nothing would be saved
-at a step boundary. So `TrainJob.__call__` replaces that handler with one that only sets a flag;
-`train()` checks the flag after every step (all-reduced over ranks), saves a checkpoint and
-returns `{"status": "stopped"}`. Global rank 0 then calls submitit's own handler, now outside any
-signal context: it calls `checkpoint()` (a DelayedSubmission of this same object; all state is on
-disk), counts time-outs, dumps the pickle, requeues (`scontrol requeue` on SLURM, exit code 144 to
-the local controller) and exits. Other ranks wait to be stopped by the requeue. A node-failure
-rerun of the original pickle resumes the same way, from the run directory.
+Requeue through submitit's public protocol only (`submitit.helpers.Checkpointable`): on the
+preemption/time-out signal submitit calls `checkpoint()`, dumps the DelayedSubmission it
+returns, requeues the job and exits. To make that stop land on a step boundary with a fresh
+checkpoint, the work runs in a thread and the main thread only waits (and beats the heartbeat):
+`checkpoint()`, called in the main thread, sets the stop flag, waits until `train()` has saved
+at the end of the current step and returned `stopped`, then returns a DelayedSubmission of this
+same job (all state is on disk). `train()` ORs the flag over ranks, so every rank stops at the
+same step; only global rank 0 requeues (submitit calls `checkpoint()` there only), the others
+wait to be ended by the requeue. A node-failure rerun of the original pickle resumes the same
+way, from the run directory.
+
+Heartbeat: while the job lives, rank 0 touches the run's status.json every `HEARTBEAT_S`
+seconds (once this job's trainer has written it), so `status` can tell a live run from one on a
+dead node (`stale`).
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import submitit
+
+HEARTBEAT_S = 5.0
+OTHER_RANKS_WAIT_S = 300.0  # ranks > 0 after a stop: the requeue of rank 0 ends them
+
 
 class StopFlag:
-    """`stop_requested` for train(): a callable that turns true when a signal arrives."""
+    """`stop_requested` for train(): a callable that turns true when a stop is asked."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -36,29 +46,51 @@ class StopFlag:
 
 
 @dataclass
-class TrainJob:
+class TrainJob(submitit.helpers.Checkpointable):
     """Pre-train the run in `run_dir` (its config.yaml), then run `probes` (probe config dicts)."""
 
     run_dir: str
     probes: list[dict[str, Any]] = field(default_factory=list)
 
     def __call__(self) -> dict[str, Any]:
+        self._flag = StopFlag()
+        self._training, self._rank, self._job_id = True, 0, ""
+        if not os.environ.get("SUBMITIT_EXECUTOR"):  # called inline (debug executor)
+            return self._work()
+        env = submitit.JobEnvironment()
+        self._rank, self._job_id = env.global_rank, env.job_id
+        if env.num_tasks > 1 and "RANK" not in os.environ:
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["result"] = self._work()
+            except BaseException as err:  # noqa: BLE001 - re-raised in the main thread
+                outcome["error"] = err
+
+        self._started = time.time()
+        self._thread = threading.Thread(target=work, name="aimscale-job", daemon=True)
+        self._thread.start()
+        while self._thread.is_alive():  # signals (and checkpoint()) run here, between waits
+            self._thread.join(HEARTBEAT_S)
+            self._beat()
+        if "error" in outcome:
+            raise outcome["error"]
+        result = outcome["result"]
+        if result.get("status") == "stopped" and self._rank != 0:
+            time.sleep(OTHER_RANKS_WAIT_S)
+        return result
+
+    def _work(self) -> dict[str, Any]:
         from aimscale.config import from_yaml
         from aimscale.train import train
 
         cfg = from_yaml(Path(self.run_dir) / "config.yaml")
         cfg.run_dir = self.run_dir
-        flag = StopFlag()
-        requeue, rank = self._take_over_signal(flag)
-        result = train(cfg, stop_requested=flag)
-        if result.get("status") == "stopped":
-            if rank == 0 and requeue is not None:
-                requeue()  # checkpoint() + requeue + exit; does not return on success
-            # other ranks: the requeue stops us; plain runs (debug executor): report and return
-            if requeue is not None:
-                time.sleep(300)
-            return result
-        if rank == 0:
+        result = train(cfg, stop_requested=self._flag)
+        self._training = False
+        if result.get("status") != "stopped" and self._rank == 0:
             self.run_probes()
         return result
 
@@ -72,31 +104,29 @@ class TrainJob:
             results += run_probes(self.run_dir, dict(probe))
         return results
 
-    def checkpoint(self, *args: Any, **kwargs: Any):
-        """Requeue this same job: train() resumes from the newest checkpoint on disk."""
-        import submitit
-
+    def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
+        """submitit's contract (preemption or time-out): stop training at the end of the current
+        step (a checkpoint is saved), then requeue this same job; it resumes from disk."""
+        thread = getattr(self, "_thread", None)
+        if thread is not None and getattr(self, "_training", False):
+            self._flag.set()
+            while thread.is_alive() and self._training:
+                thread.join(1.0)
+                self._beat()
+        print(f"aimscale: stopped at a step boundary; requeueing job "
+              f"{getattr(self, '_job_id', '')}", file=sys.stderr, flush=True)
         return submitit.helpers.DelayedSubmission(TrainJob(self.run_dir, list(self.probes)))
 
-    @staticmethod
-    def _take_over_signal(flag: StopFlag):
-        """Inside a submitit job: route USR2 to `flag`; return (submitit's requeue, rank)."""
-        if not os.environ.get("SUBMITIT_EXECUTOR"):
-            return None, 0
-        import submitit
+    def _beat(self) -> None:
+        """Rank 0: touch status.json if this job's trainer wrote it (not an earlier run's)."""
+        if self._rank != 0:
+            return
+        path = os.path.join(self.run_dir, "status.json")
+        try:
+            if os.stat(path).st_mtime >= self._started - 1.0:
+                os.utime(path)
+        except OSError:
+            pass
 
-        env = submitit.JobEnvironment()
-        if env.num_tasks > 1 and "RANK" not in os.environ:
-            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        signum = env._usr_sig()
-        submitit_handler = signal.getsignal(signum)
-        signal.signal(signum, flag.set)
-        if not callable(submitit_handler):
-            return None, env.global_rank
-
-        def requeue() -> None:
-            print(f"aimscale: stopped at a step boundary; requeueing job {env.job_id}",
-                  file=sys.stderr, flush=True)
-            submitit_handler(signum, None)
-
-        return requeue, env.global_rank
+    def __getstate__(self) -> dict[str, Any]:
+        return {"run_dir": self.run_dir, "probes": self.probes}  # never the thread or the flag

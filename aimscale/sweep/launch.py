@@ -1,8 +1,11 @@
 """`aimscale launch`: plan, skip what is done or under way, write run dirs, submit arrays.
 
-Runs submitted: the new ones, plus the failed ones with `retry_failed`. Done, running, pending
-and requeued runs are skipped. The manifest is rewritten (atomically) after every array, so a
-crash half-way still records what was submitted.
+Runs submitted: the new ones, plus the failed, stopped and cancelled ones with `retry_failed`.
+Every other state is skipped, in particular `unknown` (the scheduler did not answer), `stale`
+and `ending`: such a run may still be alive, and resubmitting it would give its directory a
+second writer. On SLURM the controller must answer before anything is written. The manifest is
+rewritten (atomically) after every array, so a crash half-way still records what was submitted;
+a launch whose sbatch fails is recorded with `failed` (the runs not submitted stay `new`).
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from pathlib import Path
 from aimscale.atomic import atomic_write_text
 from aimscale.config import to_yaml
 from aimscale.sweep import slurm
+from aimscale.sweep.job import HEARTBEAT_S
 from aimscale.sweep.manifest import launch_lock, new_manifest, read_manifest, write_manifest
 from aimscale.sweep.plan import Plan
-from aimscale.sweep.state import sweep_states
+from aimscale.sweep.state import RETRY_STATES, sweep_states
 from aimscale.sweep.submit import ArrayRequest, split_arrays
 
 EXECUTORS = ("local", "slurm", "debug")
@@ -30,6 +34,11 @@ class LaunchResult:
     arrays: list[ArrayRequest] = field(default_factory=list)
     job_ids: dict[str, str] = field(default_factory=dict)
     dry_run: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+class LaunchFailed(RuntimeError):
+    """Submission stopped half-way (e.g. sbatch refused an array); the manifest says so."""
 
 
 def launch(plan: Plan, executor: str = "local", dry_run: bool = False,
@@ -40,6 +49,13 @@ def launch(plan: Plan, executor: str = "local", dry_run: bool = False,
     if executor == "slurm" and not dry_run and not slurm.available():
         raise RuntimeError("--executor slurm needs sbatch and squeue on PATH (a SLURM login "
                            "node); use --executor local on a workstation")
+    if executor == "slurm" and not dry_run:
+        try:
+            slurm.check_controller()
+        except slurm.SlurmUnavailable as err:
+            raise slurm.SlurmUnavailable(
+                f"SLURM did not answer ({err}); nothing was submitted or written. Launch again "
+                "when `squeue` works (runs already submitted are not touched)") from None
     spec = plan.spec
     sweep_dir = Path(spec.sweep_dir).resolve()
     if dry_run:
@@ -84,18 +100,25 @@ def _select(plan: Plan, sweep_dir: Path, executor: str, retry_failed: bool,
     """Which runs to submit, grouped into arrays."""
     result = LaunchResult(sweep_dir=sweep_dir, dry_run=dry_run)
     manifest = read_manifest(sweep_dir) or {"runs": {}}
-    known = {r.run_id: r.state for r in sweep_states(sweep_dir, manifest, with_loss=False)}
+    known = {r.run_id: r.state for r in sweep_states(sweep_dir, manifest, with_loss=False,
+                                                     warnings=result.warnings)}
     groups: dict[str, list[tuple[str, str]]] = {}
     for run in plan.runs:
         state = known.get(run.run_id)
         if state is None and (sweep_dir / run.run_id / "summary.json").exists():
             state = "done"
-        if state in (None, "new") or (retry_failed and state in ("failed", "stopped")):
+        if state in (None, "new") or (retry_failed and state in RETRY_STATES):
             groups.setdefault(run.resource_class, []).append(
                 (run.run_id, str(sweep_dir / run.run_id))
             )
         else:
             result.skipped[run.run_id] = state
+    unsure = sorted(r for r, s in result.skipped.items() if s in ("unknown", "stale", "ending"))
+    if unsure and retry_failed:
+        result.warnings.append(
+            f"{len(unsure)} run(s) not resubmitted because they may still be alive (unknown, "
+            f"stale or ending), e.g. {unsure[0]}; check `aimscale status`, `aimscale cancel` "
+            "them if they are dead, then retry")
     if max_array_size is None:
         max_array_size = slurm.max_array_size() if executor == "slurm" else 1_000_000
     result.arrays = split_arrays(groups, plan.spec.resources.classes, max_array_size)
@@ -122,8 +145,9 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
         entry = manifest["runs"].setdefault(run.run_id, {"attempts": []})
         entry.update(run.summary(), run_dir=str(sweep_dir / run.run_id),
                      config=diffs[run.run_id])
-    launch_record = {"at": time.time(), "executor": executor, "submitted": len(result.submitted),
-                     "arrays": []}
+    # `submitted` counts what the scheduler accepted, array by array
+    launch_record = {"at": time.time(), "executor": executor, "planned": len(result.submitted),
+                     "submitted": 0, "arrays": []}
     code_root = _record_provenance(sweep_dir, launch_record, len(manifest["launches"]),
                                    snapshot=bool(result.arrays) and executor != "debug")
     manifest["launches"].append(launch_record)
@@ -140,18 +164,34 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
         folder = sweep_dir / ".submitit" / "%j"
         for array in result.arrays:
             submitted_at = time.time()
-            ids = submit_slurm(array, spec.resources, folder, f"{spec.name}-{array.resource.name}",
-                               spec.probes, code_root)
+            try:
+                ids = submit_slurm(array, spec.resources, folder,
+                                   f"{spec.name}-{array.resource.name}", spec.probes,
+                                   code_root)
+            except Exception as err:  # noqa: BLE001 - recorded, then reported as a failed launch
+                message = str(err).strip().splitlines()
+                launch_record["failed"] = (
+                    f"sbatch of class {array.resource.name} failed: "
+                    f"{message[-1] if message else type(err).__name__}")
+                write_manifest(sweep_dir, manifest)
+                not_submitted = len(result.submitted) - launch_record["submitted"]
+                result.submitted = [r for r in result.submitted if r in result.job_ids]
+                raise LaunchFailed(
+                    f"{launch_record['failed']}; {launch_record['submitted']} run(s) submitted, "
+                    f"{not_submitted} not (they stay `new`: launch again to submit them)"
+                ) from err
             for run_id, job_id in zip(array.run_ids, ids, strict=True):
                 manifest["runs"][run_id]["attempts"].append({
                     "executor": "slurm", "job_id": job_id, "submitted_at": submitted_at,
                     "folder": str(folder), "resource_class": array.resource.name,
+                    "heartbeat_s": HEARTBEAT_S,
                 })
                 result.job_ids[run_id] = job_id
             launch_record["arrays"].append(
                 {"resource_class": array.resource.name, "array_id": ids[0].split("_")[0],
                  "tasks": len(ids)}
             )
+            launch_record["submitted"] += len(ids)
             write_manifest(sweep_dir, manifest)
     elif executor == "local":
         from aimscale.sweep.submit import start_local_scheduler
@@ -163,9 +203,10 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
             manifest["runs"][run_id]["attempts"].append({
                 "executor": "local", "job_id": None, "submitted_at": submitted_at,
                 "scheduler_state": str(state_file),
-                "folder": str(sweep_dir / ".submitit" / "local"),
+                "folder": str(sweep_dir / ".submitit" / "local"), "heartbeat_s": HEARTBEAT_S,
             })
         launch_record["arrays"].append({"scheduler_pid": pid, "tasks": len(result.submitted)})
+        launch_record["submitted"] = len(result.submitted)
         write_manifest(sweep_dir, manifest)
     else:  # debug: inline, blocking, in this process
         from aimscale.sweep.job import TrainJob
@@ -180,6 +221,8 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
                     TrainJob(run_dir, spec.probes)()
                 except Exception as err:  # noqa: BLE001 - recorded in the run dir; go on
                     print(f"run {run_id} failed: {type(err).__name__}: {err}")
+                launch_record["submitted"] += 1
+        write_manifest(sweep_dir, manifest)
 
 
 def _record_provenance(sweep_dir: Path, launch_record: dict, index: int, snapshot: bool) -> str:

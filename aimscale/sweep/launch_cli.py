@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aimscale.sweep.plan_cli import load_plan
+from aimscale.sweep.plan_cli import load_plan, print_time_limit_warnings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true",
                         help="show what would be submitted; write and submit nothing")
     parser.add_argument("--retry-failed", action="store_true",
-                        help="also resubmit failed runs")
+                        help="also resubmit failed, stopped and cancelled runs (never unknown, "
+                             "stale or ending ones: they may still be alive)")
     parser.add_argument("--max-parallel", type=int,
                         help="local executor: runs at once (default: spec's local.max_parallel)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -27,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aimscale.errors import EXIT_BAD_INPUT, EXIT_FAILURE
+    from aimscale.jsonfiles import UnreadableFileError
     from aimscale.sweep.launch import DataProblems, launch
     from aimscale.sweep.manifest import LaunchLocked
 
@@ -36,15 +38,23 @@ def run(args: argparse.Namespace) -> int:
     plan = load_plan(args)
     if plan is None:
         return 2
+    print_time_limit_warnings(plan)
     try:
         result = launch(plan, args.executor, dry_run=args.dry_run,
                         retry_failed=args.retry_failed, max_parallel=args.max_parallel)
     except DataProblems as err:  # bad input: found before anything was submitted
         print(f"aimscale launch: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except UnreadableFileError as err:  # sweep.json: never rewritten over what it recorded
+        print(f"aimscale launch: the sweep's manifest {err}; nothing was submitted or written. "
+              "Restore it (it holds the job ids of submitted runs), or move it away to start "
+              "the sweep's record afresh", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except (LaunchLocked, RuntimeError) as err:
         print(f"aimscale launch: {err}", file=sys.stderr)
         return EXIT_FAILURE
+    for warning in result.warnings:
+        print(f"aimscale launch: warning: {warning}", file=sys.stderr)
     if args.json:
         import json
 
@@ -53,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             "submitted": result.submitted, "skipped": result.skipped,
             "arrays": [{"resource_class": a.resource.name, "tasks": len(a.run_ids)}
                        for a in result.arrays],
-            "job_ids": result.job_ids,
+            "job_ids": result.job_ids, "warnings": result.warnings,
         }, indent=1))
         return 0
     verb = "would submit" if result.dry_run else "submitted"

@@ -48,11 +48,19 @@ def run(args: argparse.Namespace) -> int:
     plan = load_plan(args)
     if plan is None:
         return 2
+    print_time_limit_warnings(plan)
     if args.json:
         print(json.dumps(plan.to_json(), indent=1))
         return 0
     print(format_plan(plan))
     return 0
+
+
+def print_time_limit_warnings(plan) -> None:
+    from aimscale.sweep.resources import time_limit_warnings
+
+    for warning in time_limit_warnings(plan.spec.resources, plan.runs):
+        print(f"aimscale: warning: {warning}", file=sys.stderr)
 
 
 def _si(x: float) -> str:

@@ -170,3 +170,29 @@ def parse_resources(raw: dict[str, Any]) -> ResourcePolicy:
     if problems:
         raise ConfigError(problems)
     return policy
+
+
+def time_limit_warnings(policy: ResourcePolicy, runs) -> list[str]:
+    """One sentence per resource class whose time limit leaves a job less than one checkpoint
+    interval before SLURM's stop signal: limit < `signal_delay_s` + the checkpoint interval
+    (estimated from the plan's cost model; `runs` are planned runs). Such jobs are signalled
+    soon after they start and may requeue forever without finishing an interval."""
+    worst: dict[str, float] = {}  # class -> longest estimated checkpoint interval (s)
+    for run in runs:
+        resource = policy.classes[run.resource_class]
+        train = run.cfg.train
+        wall_s = run.gpu_hours * 3600.0 / max(resource.nodes * resource.gpus_per_node, 1)
+        interval = wall_s * min(train.checkpoint_every, train.steps) / max(train.steps, 1)
+        worst[run.resource_class] = max(worst.get(run.resource_class, 0.0), interval)
+    warnings = []
+    for name, interval in worst.items():
+        limit_s = policy.classes[name].time_min * 60.0
+        if limit_s < policy.signal_delay_s + interval:
+            warnings.append(
+                f"resources.classes.{name}: time_min={policy.classes[name].time_min:g} "
+                f"({limit_s:.0f} s) is shorter than signal_delay_s={policy.signal_delay_s} plus "
+                f"one checkpoint interval (~{interval:.0f} s estimated): SLURM signals each job "
+                f"{max(limit_s - policy.signal_delay_s, 0):.0f} s after it starts, before it "
+                "can save a checkpoint interval's progress; raise time_min or lower "
+                "signal_delay_s / train.checkpoint_every")
+    return warnings

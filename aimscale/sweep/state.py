@@ -1,26 +1,51 @@
 """Where each run of a sweep stands, joining the manifest, the scheduler's view and the files.
 
-States: `new` (never submitted), `pending` (queued), `running`, `requeued` (stopped at a step
-boundary and waiting to resume), `probing` (trained, its job still runs the spec's probes),
-`stopped` (stopped, nothing will resume it), `done`, `failed`.
+States (what `aimscale status` shows; README "What status shows"):
+- `new` never submitted · `pending` queued · `running` · `probing` trained, its job runs the
+  spec's probes · `done` (summary.json written)
+- `requeued` stopped (time limit, preemption) or killed (node failure) and queued to resume
+- `suspended` SLURM paused the job · `ending` the job's processes are exiting
+- `stale` the job is said to run but its status file has not been touched for longer than its
+  heartbeat allows (a dead node, a hung job)
+- `stopped` stopped at a step boundary, nothing will resume it · `cancelled` cancelled (scancel
+  or `aimscale cancel`) · `failed`
+- `unknown` the scheduler did not answer (e.g. slurmctld down): never read as failed
+- `unreadable` a file of the run (named in `error`) is empty or torn; the rest of the sweep is
+  listed as usual
 A status.json older than the latest submission belongs to an earlier attempt and is ignored.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from aimscale.jsonfiles import read_json, read_jsonl_tail
+from aimscale.jsonfiles import UnreadableFileError, read_json, read_jsonl_tail
 from aimscale.sweep import slurm
 from aimscale.sweep.local_scheduler import pid_alive, scheduler_alive
 from aimscale.sweep.manifest import latest_attempt
 
-STATES = ("new", "pending", "running", "requeued", "probing", "stopped", "done", "failed")
-TERMINAL_STATES = ("new", "stopped", "done", "failed")
+STATES = ("new", "pending", "running", "requeued", "suspended", "probing", "ending", "stale",
+          "stopped", "cancelled", "done", "failed", "unknown", "unreadable")
+# nothing will change them without a new launch (what `status --watch` waits for)
+TERMINAL_STATES = ("new", "stopped", "cancelled", "done", "failed", "unreadable")
+# what `launch --retry-failed` resubmits; unknown, stale and ending runs may still be alive
+RETRY_STATES = ("failed", "stopped", "cancelled")
 SCHEDULER_START_GRACE_S = 30.0
+STALE_BEATS = 6  # a status file older than this many heartbeats is stale
+
+
+@dataclass(frozen=True)
+class SchedulerView:
+    """What the scheduler says about a run's job: `kind` is one of slurm.KIND's values or
+    `unknown` (no answer); `started_at` when the job last started (None when not known)."""
+
+    kind: str
+    detail: str = ""
+    started_at: float | None = None
 
 
 @dataclass
@@ -38,15 +63,26 @@ class RunState:
         return asdict(self)
 
 
-def sweep_states(sweep_dir: str | Path, manifest: dict[str, Any],
-                 with_loss: bool = True) -> list[RunState]:
-    """The state of every run in the manifest (one squeue/sacct call for all SLURM jobs)."""
+def sweep_states(sweep_dir: str | Path, manifest: dict[str, Any], with_loss: bool = True,
+                 warnings: list[str] | None = None) -> list[RunState]:
+    """The state of every run in the manifest (one squeue/sacct call for all SLURM jobs).
+
+    Problems that affect many runs (SLURM not answering) and unreadable runs are appended to
+    `warnings` as one sentence each."""
     sweep_dir = Path(sweep_dir)
+    warnings = [] if warnings is None else warnings
     runs = manifest.get("runs", {})
+    probes = bool((manifest.get("spec") or {}).get("probes"))
     slurm_ids = [a["job_id"] for a in (latest_attempt(e) for e in runs.values())
                  if a and a.get("executor") == "slurm" and a.get("job_id")]
-    views = slurm.query(slurm_ids) if slurm_ids else {}
-    slurm_known = bool(slurm_ids) and slurm.available()
+    views: dict[str, slurm.JobView] | None = {}
+    try:
+        views = slurm.query(slurm_ids)
+    except slurm.SlurmUnavailable as err:
+        views = None
+        unreachable = f"SLURM did not answer ({err})"
+        warnings.append(f"{unreachable}: the {len(slurm_ids)} run(s) on SLURM are shown "
+                        "`unknown`, not failed; run status again when the controller is back")
     schedulers: dict[str, dict] = {}
     out = []
     for run_id, entry in runs.items():
@@ -54,34 +90,51 @@ def sweep_states(sweep_dir: str | Path, manifest: dict[str, Any],
         attempt = latest_attempt(entry)
         scheduler_view = None
         if attempt and attempt.get("executor") == "slurm":
-            view = views.get(attempt.get("job_id"))
-            scheduler_view = _slurm_state(view, slurm_known)
+            if views is None:
+                scheduler_view = SchedulerView("unknown", unreachable)
+            else:
+                scheduler_view = _slurm_state(views.get(attempt.get("job_id")))
         elif attempt and attempt.get("executor") == "local":
             scheduler_view = _local_state(attempt, run_id, schedulers)
-            job_id = schedulers[attempt["scheduler_state"]].get("runs", {}).get(run_id, {}).get(
-                "job_id")
+            local = schedulers[attempt["scheduler_state"]]
+            job_id = local.get("runs", {}).get(run_id, {}).get("job_id")
             attempt = {**attempt, "job_id": job_id}
         elif attempt:
-            scheduler_view = ("gone", "")
-        out.append(run_state(run_id, run_dir, attempt, scheduler_view, with_loss))
+            scheduler_view = SchedulerView("gone")
+        state = run_state(run_id, run_dir, attempt, scheduler_view, with_loss, probes)
+        if state.state == "unreadable":
+            warnings.append(f"run {run_id} is unreadable: {state.error}")
+        out.append(state)
     return out
 
 
 def run_state(run_id: str, run_dir: str | Path, attempt: dict | None,
-              scheduler_view: tuple[str, str] | None, with_loss: bool = True) -> RunState:
-    """Combine the files of `run_dir` with the scheduler's view: (pending|running|gone|unknown,
-    detail)."""
+              scheduler_view: SchedulerView | None, with_loss: bool = True,
+              probes: bool = True) -> RunState:
+    """Combine the files of `run_dir` with the scheduler's view of its latest attempt."""
+    try:
+        return _run_state(run_id, run_dir, attempt, scheduler_view, with_loss, probes)
+    except UnreadableFileError as err:
+        job_id = attempt.get("job_id") if attempt else None
+        return RunState(run_id, "unreadable", job_id=job_id, error=str(err))
+
+
+def _run_state(run_id: str, run_dir: str | Path, attempt: dict | None,
+               scheduler_view: SchedulerView | None, with_loss: bool,
+               probes: bool) -> RunState:
     job_id = attempt.get("job_id") if attempt else None
+    view = scheduler_view or SchedulerView("unknown")
+    where, detail = view.kind, view.detail
     base = str(run_dir)  # plain strings: pathlib costs more than the reads over 10k runs
     summary = read_json(base + "/summary.json")
     if summary is not None:
         status = read_json(base + "/status.json") or {}
         # training is done; a job that still runs is probing the run (probes are part of the job)
-        state = "probing" if scheduler_view and scheduler_view[0] == "running" else "done"
+        state = "probing" if probes and where == "running" else "done"
         return RunState(run_id, state, summary.get("steps"), summary.get("steps"),
                         summary.get("final_loss"), int(status.get("restarts", 0)), job_id)
     run_dir = Path(run_dir)
-    status = _current_status(run_dir, attempt)
+    status, age = _current_status(run_dir, attempt)
     loss = _last_loss(run_dir) if with_loss and status else None
     step = status.get("step") if status else None
     total = status.get("total_steps") if status else None
@@ -95,13 +148,29 @@ def run_state(run_id: str, run_dir: str | Path, attempt: dict | None,
     disk = status.get("state") if status else None
     if disk == "failed":
         return make("failed", _error_excerpt(run_dir, status))
-    where, detail = scheduler_view or ("unknown", "")
-    if where == "pending":
-        return make("requeued" if disk == "stopped" else "pending")
+    alive = where in ("running", "suspended", "ending")
+    if attempt.get("cancelled_at"):
+        if alive:
+            return make("ending", "cancelled with `aimscale cancel`; the job is stopping")
+        return make("cancelled", "cancelled with `aimscale cancel`")
+    if where == "cancelled":
+        return make("cancelled", f"cancelled in SLURM ({detail})" if detail else "cancelled")
+    if where == "pending":  # a status file of this attempt: it has run and was requeued
+        return make("requeued" if disk else "pending")
     if where == "running":
+        beat = attempt.get("heartbeat_s")
+        if disk == "running" and beat and age is not None and age > STALE_BEATS * beat and (
+                # a status file from before the job's latest start is not beaten: it starts
+                view.started_at is None or time.time() - age >= view.started_at - 1.0):
+            return make("stale", f"status.json not updated for {age:.0f} s (heartbeat every "
+                                 f"{beat:g} s): the node may be dead or the job hung")
         return make("requeued" if disk == "stopped" else "running")
-    if where == "unknown":  # no scheduler to ask: trust the files
-        return make({"running": "running", "stopped": "stopped"}.get(disk, "pending"))
+    if where == "suspended":
+        return make("suspended", detail or None)
+    if where == "ending":
+        return make("requeued" if disk == "stopped" else "ending", detail or None)
+    if where == "unknown":
+        return make("unknown", detail or "no scheduler could be asked about this run")
     # the job is gone and there is no summary
     if disk == "stopped":
         return make("stopped", f"stopped at step {step} and not requeued ({detail or 'ended'})")
@@ -109,54 +178,56 @@ def run_state(run_id: str, run_dir: str | Path, attempt: dict | None,
     return make("failed", f"{detail}: {reason}" if detail else reason)
 
 
+def _slurm_state(job: slurm.JobView | None) -> SchedulerView:
+    """The view of one job from a query that succeeded."""
+    if job is None:
+        return SchedulerView("gone", "not known to SLURM any more")
+    kind = job.kind
+    if kind == "pending":
+        return SchedulerView(kind, job.reason)
+    if kind == "unknown":
+        return SchedulerView(kind, f"SLURM state {job.state!r} is not one aimscale knows")
+    return SchedulerView(kind, f"SLURM {job.state}", job.started_at)
 
-def _slurm_state(view: slurm.JobView | None, known: bool) -> tuple[str, str]:
-    if view is None:
-        return ("gone", "not known to SLURM any more") if known else ("unknown", "")
-    if view.state in slurm.PENDING:
-        return "pending", view.reason
-    if view.state in slurm.TERMINAL:
-        return "gone", f"SLURM {view.state}"
-    return "running", view.state
 
-
-def _local_state(attempt: dict, run_id: str, cache: dict[str, dict]) -> tuple[str, str]:
+def _local_state(attempt: dict, run_id: str, cache: dict[str, dict]) -> SchedulerView:
     path = attempt.get("scheduler_state")
     if path not in cache:
-        state = read_json(path) or {}
+        try:
+            state = read_json(path) or {}
+        except UnreadableFileError as err:
+            state = {"_unreadable": str(err)}
         try:
             age = os.stat(path).st_mtime
         except OSError:
             age = 0.0
         state["_alive"] = scheduler_alive(state) if state.get("pid") else (
-            _now() - age < SCHEDULER_START_GRACE_S)
+            time.time() - age < SCHEDULER_START_GRACE_S)
         cache[path] = state
     state = cache[path]
+    if "_unreadable" in state:
+        return SchedulerView("unknown",
+                             f"the local scheduler's state is unreadable: {state['_unreadable']}")
     entry = state.get("runs", {}).get(run_id, {})
     if entry.get("state") == "submitted" and pid_alive(entry.get("job_id", "")):
-        return "running", ""
+        return SchedulerView("running")
     if entry.get("state") == "queued" and state["_alive"]:
-        return "pending", "waiting for a free slot"
+        return SchedulerView("pending", "waiting for a free slot")
     if entry.get("state") == "queued":
-        return "gone", "the local scheduler stopped before starting it"
-    return "gone", ""
+        return SchedulerView("gone", "the local scheduler stopped before starting it")
+    return SchedulerView("gone")
 
 
-def _now() -> float:
-    import time
-
-    return time.time()
-
-
-def _current_status(run_dir: Path, attempt: dict | None) -> dict | None:
+def _current_status(run_dir: Path, attempt: dict | None) -> tuple[dict | None, float | None]:
+    """(status.json of the current attempt, seconds since it was last written or touched)."""
     path = run_dir / "status.json"
     try:
         mtime = path.stat().st_mtime
     except OSError:
-        return None
+        return None, None
     if attempt and mtime < float(attempt.get("submitted_at", 0)) - 1.0:
-        return None  # left by an earlier attempt (e.g. a failure that is being retried)
-    return read_json(path)
+        return None, None  # left by an earlier attempt (e.g. a failure that is being retried)
+    return read_json(path), time.time() - mtime
 
 
 def _last_loss(run_dir: Path) -> float | None:

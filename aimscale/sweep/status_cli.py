@@ -1,9 +1,14 @@
-"""`aimscale status SWEEP_DIR [--json] [--watch]`: counts by state and one line per run."""
+"""`aimscale status SWEEP_DIR [--json] [--watch]`: counts by state and one line per run.
+
+Exit codes: 0 every run is accounted for (unreadable runs are listed and warned about), 1 some
+run failed or its state is unknown (the scheduler did not answer), 2 no readable sweep.json.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -16,43 +21,75 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", type=float, default=5.0, help="--watch refresh (s)")
 
 
-def run(args: argparse.Namespace) -> int:
+def load_manifest(sweep_dir: str, command: str) -> dict | None:
+    """The sweep's manifest, or None after printing why it cannot be used (exit 2)."""
+    from aimscale.jsonfiles import UnreadableFileError
     from aimscale.sweep.manifest import read_manifest
+
+    try:
+        manifest = read_manifest(sweep_dir)
+    except UnreadableFileError as err:
+        print(f"aimscale {command}: the sweep's manifest {err}; restore it from a backup, or "
+              "launch the spec again to rewrite it (finished runs are kept)", file=sys.stderr)
+        return None
+    if manifest is None:
+        print(f"aimscale {command}: {sweep_dir}/sweep.json not found; is it a sweep directory "
+              "made by `aimscale launch`?", file=sys.stderr)
+    return manifest
+
+
+def run(args: argparse.Namespace) -> int:
     from aimscale.sweep.state import TERMINAL_STATES, count_states, sweep_states
 
-    manifest = read_manifest(args.sweep_dir)
+    manifest = load_manifest(args.sweep_dir, "status")
     if manifest is None:
-        print(f"aimscale status: {args.sweep_dir}/sweep.json not found; is it a sweep directory "
-              "made by `aimscale launch`?", file=sys.stderr)
         return 2
     while True:
-        states = sweep_states(args.sweep_dir, manifest)
+        warnings: list[str] = []
+        states = sweep_states(args.sweep_dir, manifest, warnings=warnings)
         counts = count_states(states)
         if args.json:
-            print(json.dumps({"counts": counts, "runs": [s.to_dict() for s in states]}))
+            text = json.dumps({"counts": counts, "runs": [s.to_dict() for s in states],
+                               "warnings": warnings})
         else:
-            if args.watch:
-                print("\033[2J\033[H", end="")
-            print(format_status(manifest.get("name", ""), counts, states))
+            text = ("\033[2J\033[H" if args.watch else "") + format_status(
+                manifest.get("name", ""), counts, states)
+        for warning in warnings:
+            print(f"aimscale status: warning: {warning}", file=sys.stderr)
+        if not emit(text):
+            return 0  # the reader went away (`| head`): nothing more to say
         finished = all(s.state in TERMINAL_STATES for s in states)
         if not args.watch or finished:
-            return 1 if counts.get("failed") else 0
-        sys.stdout.flush()
+            return 1 if counts.get("failed") or counts.get("unknown") else 0
         time.sleep(args.interval)
-        manifest = read_manifest(args.sweep_dir) or manifest
+        manifest = load_manifest(args.sweep_dir, "status") or manifest
+
+
+def emit(text: str) -> bool:
+    """Print `text`; False when stdout is a closed pipe (then stdout is muted, no traceback)."""
+    try:
+        print(text, flush=True)
+        return True
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at /dev/null so that cannot fail either
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return False
 
 
 def format_status(name: str, counts: dict[str, int], states) -> str:
     total = sum(counts.values())
     lines = [f"sweep {name}: {total} runs  " + "  ".join(
         f"{state} {n}" for state, n in counts.items() if n)]
-    header = f"{'run_id':<44} {'state':<9} {'step':>11} {'loss':>8} {'restarts':>8} {'job':>12}"
+    header = f"{'run_id':<44} {'state':<10} {'step':>11} {'loss':>8} {'restarts':>8} {'job':>12}"
     lines += [header, "-" * len(header)]
     for s in states:
         step = f"{s.step if s.step is not None else '-'}/{s.total_steps or '-'}"
         loss = f"{s.loss:.4f}" if s.loss is not None else "-"
-        lines.append(f"{s.run_id:<44} {s.state:<9} {step:>11} {loss:>8} {s.restarts:>8} "
+        lines.append(f"{s.run_id:<44} {s.state:<10} {step:>11} {loss:>8} {s.restarts:>8} "
                      f"{s.job_id or '-':>12}")
         if s.error:
-            lines.append(f"    error: {s.error}")
+            label = "error" if s.state in ("failed", "unreadable") else "note"
+            lines.append(f"    {label}: {s.error}")
     return "\n".join(lines)

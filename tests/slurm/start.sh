@@ -2,7 +2,9 @@
 # Start a single-node SLURM cluster on loopback for the tests (idempotent; needs root).
 #   bash tests/slurm/start.sh        # install (apt-get) if needed, configure, start, wait for idle
 # Debian's packages (Slurm 22.05, munge); no systemd needed: the daemons are started directly.
-# Re-running it while the cluster is up and configured the same way does nothing.
+# Re-running it while the cluster is up and configured the same way does nothing; with the same
+# configuration it restarts only a daemon that is down (slurmctld keeps its saved queue, so jobs
+# survive a restart of slurmd). Only a changed configuration restarts both, clean.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 t0=$(date +%s%N)
@@ -40,23 +42,38 @@ if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
   munge -n | unmunge >/dev/null || { echo "munged did not start; see /var/log/munge" >&2; exit 1; }
 fi
 
-# 3. slurm.conf from the template, with this machine's CPUs and memory
+# 3. slurm.conf from the template, with this machine's CPUs and memory: as slurmd itself counts
+# them (not `nproc`, which honours OMP_NUM_THREADS)
 node=$(hostname -s)
-cpus=$(nproc)
-mem=$(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' | head -1)
+hardware=$(slurmd -C)
+cpus=$(sed -n 's/.*CPUs=\([0-9]*\).*/\1/p' <<<"$hardware" | head -1)
+[[ -n $cpus ]] || cpus=$(nproc --all)
+mem=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$hardware" | head -1)
 mem=$(( mem > 1024 ? mem - 512 : mem ))  # leave a little for the daemons
 install -d -m 0755 /etc/slurm "$LOGS" "$STATE" "$STATE/slurmctld" "$STATE/slurmd"
 new_conf=$(sed -e "s|@NODE@|$node|g" -e "s|@HOST@|$(hostname)|g" -e "s|@CPUS@|$cpus|g" \
   -e "s|@MEM@|$mem|g" -e "s|@STATE@|$STATE|g" -e "s|@LOGS@|$LOGS|g" "$here/slurm.conf.in")
 
 alive() { [[ -s "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
-if [[ -f $CONF ]] && [[ "$(cat "$CONF")" == "$new_conf" ]] \
-  && alive "$STATE/slurmctld.pid" && alive "$STATE/slurmd.pid"; then
-  echo "slurm already running with this configuration"
+if [[ -f $CONF ]] && [[ "$(cat "$CONF")" == "$new_conf" ]]; then
+  started=""
+  if ! alive "$STATE/slurmctld.pid"; then
+    slurmctld  # no -c: recover the saved queue and running jobs
+    started+=" slurmctld"
+  fi
+  if ! alive "$STATE/slurmd.pid"; then
+    slurmd -N "$node"
+    started+=" slurmd"
+  fi
+  if [[ -z $started ]]; then
+    echo "slurm already running with this configuration"
+  else
+    echo "restarted${started} (queue kept)"
+  fi
 else
   bash "$here/stop.sh" --quiet
   printf '%s\n' "$new_conf" >"$CONF"
-  # -c: start clean (no jobs left from an earlier cluster); -N: this node's name
+  # a new configuration: -c starts clean (no jobs left from an earlier cluster); -N: node name
   slurmctld -c
   slurmd -N "$node"
 fi

@@ -70,11 +70,11 @@ def metrics_without_timing(run_dir: Path) -> list[dict]:
 
 
 def last_step(run_dir: Path) -> int:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return 0
-    lines = path.read_text().splitlines()
-    return json.loads(lines[-1])["step"] if lines else 0
+    """The step of the last complete metrics row (a line being written is not one yet)."""
+    from aimscale.jsonfiles import read_jsonl
+
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    return rows[-1]["step"] if rows else 0
 
 
 def slurm_up() -> str | None:
@@ -87,3 +87,74 @@ def slurm_up() -> str | None:
                                       for s in states):
         return f"SLURM cluster not up ({out.stderr.strip() or states}); run tests/slurm/start.sh"
     return None
+
+
+# ---- the real test cluster's faults (tests/slurm/start.sh made it; these need root) ----------
+
+SLURM_STATE = Path("/var/spool/aimscale-slurm")
+
+
+def start_cluster(**env: str) -> str:
+    """Run tests/slurm/start.sh (restarts only what is down); its stdout."""
+    import os
+
+    out = subprocess.run(["bash", str(ROOT / "tests" / "slurm" / "start.sh")], text=True,
+                         capture_output=True, timeout=120, env={**os.environ, **env})
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def stop_daemon(name: str) -> None:
+    """Stop slurmctld or slurmd (by the pid in its pid file) and wait until it is gone."""
+    import os
+    import signal
+
+    pid = int((SLURM_STATE / f"{name}.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), 30, 0.1, f"{name} to stop")
+
+
+def kill_node(job_ids: list[str]) -> list[int]:
+    """What a node failure does to these jobs: slurmd and every process of the jobs (their
+    slurmstepd, srun tasks, python) die at once, by SIGKILL. Returns the pids killed."""
+    import os
+    import signal
+
+    raw = {}  # submitit's 12_3 -> SLURM's own job id of that task
+    for line in subprocess.run(["squeue", "-h", "-r", "-o", "%i %A"], capture_output=True,
+                               text=True, check=True).stdout.splitlines():
+        task, own = line.split()
+        raw[task] = own
+    wanted = {raw[j] for j in job_ids}
+    pids = [int((SLURM_STATE / "slurmd.pid").read_text())]
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = b"\0" + (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if any(cmdline.startswith(f"slurmstepd: [{j}.".encode())
+               or f"\0SLURM_JOB_ID={j}\0".encode() in environ for j in wanted):
+            pids.append(int(proc.name))
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return pids
+
+
+def metrics_lines(run_dir: Path) -> list[str]:
+    """The complete lines of metrics.jsonl (without an unterminated last one)."""
+    path = run_dir / "metrics.jsonl"
+    return path.read_text().split("\n")[:-1] if path.exists() else []
+
+
+def resumed_from_checkpoint(before: list[str], after: list[str], checkpoint_step: int) -> bool:
+    """The rows up to `checkpoint_step` kept byte for byte (timings included): the run resumed
+    from that checkpoint instead of starting again; the steps go on without gap or repeat."""
+    kept = [line for line in before if json.loads(line)["step"] <= checkpoint_step]
+    steps = [json.loads(line)["step"] for line in after]
+    return bool(kept) and after[:len(kept)] == kept and steps == sorted(set(steps))

@@ -98,3 +98,88 @@ def test_collect_tables_skip_half_written_lines(tmp_path):
     assert len(pd.read_csv(curves_path)) == 3
     parquet, _ = write_tables(sweep_dir, tmp_path / "out.parquet", "parquet")
     assert len(pd.read_parquet(parquet)) == 5
+
+
+def damaged_sweep(tmp_path):
+    """Four finished-or-not runs; three of them have one damaged file each."""
+    sweep_dir = tmp_path / "dmg"
+    manifest = new_manifest("dmg", {})
+    good_summary = json.dumps({"status": "done", "steps": 2, "final_loss": 1.5})
+    row = json.dumps({"step": 1, "loss": 2.0}) + "\n"
+    runs = {
+        "good": {"summary.json": good_summary, "metrics.jsonl": row,
+                 "probe/attentive.json": json.dumps({"top1": 0.5})},
+        "empty_summary": {"summary.json": "", "metrics.jsonl": row},
+        "torn_summary": {"summary.json": good_summary[:20], "metrics.jsonl": row},
+        "empty_probe": {"summary.json": good_summary, "metrics.jsonl": row,
+                        "probe/attentive.json": ""},
+    }
+    for run_id, files in runs.items():
+        run_dir = sweep_dir / run_id
+        for name, content in files.items():
+            (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            (run_dir / name).write_text(content)
+        manifest["runs"][run_id] = {"run_dir": str(run_dir), "attempts": [
+            {"executor": "debug", "job_id": None, "submitted_at": time.time() - 60}]}
+    write_manifest(sweep_dir, manifest)
+    return sweep_dir
+
+
+def test_a_damaged_file_marks_only_its_run(tmp_path):
+    from sweep_helpers import aimscale
+
+    sweep_dir = damaged_sweep(tmp_path)
+    out = aimscale("status", str(sweep_dir), "--json")  # exit 0: every run is accounted for
+    assert "Traceback" not in out.stderr
+    states = {r["run_id"]: r for r in json.loads(out.stdout)["runs"]}
+    assert states["good"]["state"] == states["empty_probe"]["state"] == "done"
+    assert states["empty_summary"]["state"] == states["torn_summary"]["state"] == "unreadable"
+    assert "empty_summary/summary.json: is empty (0 bytes)" in states["empty_summary"]["error"]
+    assert "torn_summary/summary.json: is not valid JSON" in states["torn_summary"]["error"]
+    assert out.stderr.count("warning: run") == 2
+    text = aimscale("status", str(sweep_dir))
+    assert "unreadable" in text.stdout and "summary.json: is empty" in text.stdout
+    out = aimscale("collect", str(sweep_dir))
+    assert "Traceback" not in out.stderr and out.stderr.count("warning: run") == 3
+    runs = pd.read_csv(sweep_dir / "collect" / "runs.csv").set_index("run_id")
+    assert runs.loc["good", "status"] == "done" and runs.loc["good", "probe.attentive.top1"] == 0.5
+    assert runs.loc["empty_probe", "status"] == "unreadable"
+    assert "probe/attentive.json: is empty" in runs.loc["empty_probe", "error"]
+    assert runs.loc["empty_probe", "final_loss"] == 1.5  # its other files are still collected
+    curves = pd.read_csv(sweep_dir / "collect" / "curves.csv")
+    assert sorted(set(curves["run_id"])) == sorted(runs.index)
+
+
+def test_a_damaged_manifest_is_a_clear_exit_2(tmp_path):
+    from sweep_helpers import aimscale
+
+    sweep_dir = damaged_sweep(tmp_path)
+    (sweep_dir / "sweep.json").write_text('{"name": "dmg", "runs": {"go')
+    for command in ("status", "collect", "cancel"):
+        out = aimscale(command, str(sweep_dir), check=False)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert f"{sweep_dir}/sweep.json: is not valid JSON" in out.stderr
+    from sweep_helpers import write_spec
+
+    spec = write_spec(tmp_path / "s.yaml", "dmg", sweep_dir)
+    out = aimscale("launch", str(spec), check=False)  # must not rewrite the damaged record
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert f"{sweep_dir}/sweep.json: is not valid JSON" in out.stderr
+    assert (sweep_dir / "sweep.json").read_text() == '{"name": "dmg", "runs": {"go'
+
+
+def test_status_into_a_closed_pipe_ends_quietly(tmp_path):
+    """`aimscale status DIR | head -1` with far more output than a pipe holds."""
+    import subprocess
+    import sys
+
+    from sweep_helpers import ROOT
+
+    sweep_dir = tmp_path / "many"
+    manifest = new_manifest("many", {})
+    manifest["runs"] = {f"run-{i:05d}": {"attempts": []} for i in range(3000)}
+    write_manifest(sweep_dir, manifest)
+    out = subprocess.run(f"{sys.executable} -m aimscale status {sweep_dir} | head -1",
+                         shell=True, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.startswith("sweep many: 3000 runs")
+    assert out.stderr == ""

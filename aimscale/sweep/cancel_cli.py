@@ -1,0 +1,84 @@
+"""`aimscale cancel SWEEP_DIR [RUN_IDS ...]`: cancel runs on SLURM (scancel) and record it.
+
+Without run ids every run that is queued or running is cancelled. The manifest records the
+cancel on the run's latest attempt (`cancelled_at`), so `status` shows `cancelled`, a plain
+`launch` leaves the run alone and `launch --retry-failed` resumes it from its last checkpoint.
+Exit codes: 0 cancelled (or nothing to cancel), 1 SLURM did not answer or another launch holds
+the sweep, 2 unknown run ids, runs on another executor, or no readable sweep.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+# states whose job may still be queued or running
+CANCELLABLE = ("pending", "running", "requeued", "suspended", "probing", "stale")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sweep_dir", help="the sweep's directory (holds sweep.json)")
+    parser.add_argument("run_ids", nargs="*", help="runs to cancel (default: every live run)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from aimscale.sweep import slurm
+    from aimscale.sweep.manifest import LaunchLocked, latest_attempt, launch_lock, write_manifest
+    from aimscale.sweep.state import sweep_states
+    from aimscale.sweep.status_cli import load_manifest
+
+    if load_manifest(args.sweep_dir, "cancel") is None:
+        return 2
+    try:
+        with launch_lock(args.sweep_dir):
+            manifest = load_manifest(args.sweep_dir, "cancel")  # as it is under the lock
+            if manifest is None:
+                return 2
+            runs = manifest.get("runs", {})
+            unknown_ids = [r for r in args.run_ids if r not in runs]
+            if unknown_ids:
+                print(f"aimscale cancel: no run {', '.join(unknown_ids)} in {args.sweep_dir}; "
+                      "see `aimscale status` for the run ids", file=sys.stderr)
+                return 2
+            wanted = set(args.run_ids or runs)
+            warnings: list[str] = []
+            states = {s.run_id: s.state for s in sweep_states(args.sweep_dir, manifest,
+                                                              with_loss=False, warnings=warnings)}
+            targets = {r: latest_attempt(runs[r]) for r in runs
+                       if r in wanted and states.get(r) in CANCELLABLE}
+            if any(s == "unknown" for r, s in states.items() if r in wanted):
+                print(f"aimscale cancel: {warnings[0] if warnings else 'SLURM did not answer'}; "
+                      "nothing was cancelled", file=sys.stderr)
+                return 1
+            other = sorted(r for r, a in targets.items() if a.get("executor") != "slurm")
+            if other:
+                print(f"aimscale cancel: {len(other)} run(s) are not on SLURM (e.g. {other[0]});"
+                      " cancel supports the slurm executor: stop a local sweep's scheduler "
+                      "(its pid is in sweep.json under launches)", file=sys.stderr)
+                return 2
+            job_ids = [a["job_id"] for a in targets.values()]
+            try:
+                slurm.cancel(job_ids)
+            except slurm.SlurmUnavailable as err:
+                print(f"aimscale cancel: {err}; nothing was recorded", file=sys.stderr)
+                return 1
+            now = time.time()
+            for attempt in targets.values():
+                attempt["cancelled_at"] = now
+            if targets:
+                manifest.setdefault("cancels", []).append(
+                    {"at": now, "runs": sorted(targets), "job_ids": job_ids})
+                write_manifest(args.sweep_dir, manifest)
+    except LaunchLocked as err:
+        print(f"aimscale cancel: {err}", file=sys.stderr)
+        return 1
+    skipped = sorted(wanted - set(targets))
+    if args.json:
+        print(json.dumps({"cancelled": sorted(targets), "job_ids": job_ids,
+                          "skipped": {r: states.get(r) for r in skipped}}))
+    else:
+        print(f"cancelled {len(targets)} run(s); {len(skipped)} had nothing to cancel")
+    return 0
