@@ -118,10 +118,10 @@ def _recognise(run_dir: Path):
     try:
         return from_yaml(run_dir / CONFIG_FILE)
     except Exception as err:  # any failure means "not a run config we can train"
+        why = "; ".join(getattr(err, "problems", None) or [str(err) or type(err).__name__])
         raise RunRefused(
-            f"run_dir {run_dir} has a {CONFIG_FILE} that is not an aimscale run config "
-            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); nothing in "
-            "it was changed: choose an empty or new run_dir"
+            f"run_dir {run_dir} has a {CONFIG_FILE} that is not an aimscale run config ({why}); "
+            "nothing in it was changed: restore that file, or choose an empty or new run_dir"
         ) from None
 
 
