@@ -91,3 +91,14 @@ def compose_reference_config(run_dir: Path, *extra: str):
     from aimscale.config import compose
 
     return compose([*RUN, f"run_dir={run_dir}", *extra])
+
+
+class StopAfter:
+    """stop_requested that turns true after `k` completed steps (it is polled once a step)."""
+
+    def __init__(self, k: int):
+        self.k, self.calls = k, 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return self.calls >= self.k

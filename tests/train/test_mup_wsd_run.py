@@ -10,7 +10,7 @@ from aimscale.train.checkpoint import checkpoint_path, load_checkpoint
 from aimscale.train.metrics import read_metrics, without_timing
 from aimscale.train.optim import lr_at
 
-from .conftest import compose_run
+from .conftest import StopAfter, compose_run
 
 STEPS = 12
 EXTRA = (
@@ -21,13 +21,6 @@ EXTRA = (
 )
 
 
-class StopAfter:
-    def __init__(self, k: int):
-        self.k, self.calls = k, 0
-
-    def __call__(self) -> bool:
-        self.calls += 1
-        return self.calls >= self.k
 
 
 def rows(run_dir) -> list[dict]:

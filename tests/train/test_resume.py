@@ -20,22 +20,13 @@ from aimscale.train.checkpoint import (
 from aimscale.train.metrics import read_metrics, without_timing
 from aimscale.train.runstate import read_status, read_summary
 
-from .conftest import REPO, RUN, STEPS, aimscale_cmd, cli_env, compose_reference_config
+from .conftest import REPO, RUN, STEPS, StopAfter, aimscale_cmd, cli_env, compose_reference_config
 
 
 def metrics_without_timing(run_dir: Path) -> list[dict]:
     return [without_timing(row) for row in read_metrics(run_dir / "metrics.jsonl")]
 
 
-class StopAfter:
-    """stop_requested that turns true after `k` completed steps (it is polled once a step)."""
-
-    def __init__(self, k: int):
-        self.k, self.calls = k, 0
-
-    def __call__(self) -> bool:
-        self.calls += 1
-        return self.calls >= self.k
 
 
 @pytest.fixture(scope="module")

@@ -18,18 +18,11 @@ from aimscale.train.metrics import read_metrics
 from aimscale.train.rundir import RunRefused
 from aimscale.train.runstate import read_summary
 
-from .conftest import REPO, SYNTHETIC, TINY, aimscale_cmd, cli_env, compose_run
+from .conftest import REPO, SYNTHETIC, TINY, StopAfter, aimscale_cmd, cli_env, compose_run
 
 SHORT = ["train.steps=4", "train.log_every=1", "train.checkpoint_every=2"]
 
 
-class StopAfter:
-    def __init__(self, k: int):
-        self.k, self.calls = k, 0
-
-    def __call__(self) -> bool:
-        self.calls += 1
-        return self.calls >= self.k
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
