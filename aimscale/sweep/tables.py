@@ -24,6 +24,9 @@ def find_table(sweep_dir: str | Path, stem: str) -> Path | None:
     return None
 
 
+STAMP = ".inputs_mtime_ns"  # newest input seen by the last collect (clock-skew safe)
+
+
 def _mtime(path: Path) -> int:
     try:
         return os.stat(path).st_mtime_ns
@@ -31,26 +34,38 @@ def _mtime(path: Path) -> int:
         return 0
 
 
-def newer_input(sweep_dir: str | Path, table: Path, manifest: dict) -> Path | None:
-    """A file of the sweep written after `table` (the manifest, a summary, a probe), or None."""
-    sweep_dir = Path(sweep_dir)
-    made = _mtime(table)
-    if _mtime(manifest_path(sweep_dir)) > made:
-        return manifest_path(sweep_dir)
+def _inputs(sweep_dir: Path, manifest: dict):
+    """(path, mtime_ns) of every file a runs table is made of: the manifest, each run's
+    summary.json and probe results."""
+    yield manifest_path(sweep_dir), _mtime(manifest_path(sweep_dir))
     for run_id, entry in (manifest.get("runs") or {}).items():
         run_dir = Path(entry.get("run_dir") or sweep_dir / run_id)
         if not run_dir.is_dir():
             run_dir = sweep_dir / run_id
-        if _mtime(run_dir / "summary.json") > made:
-            return run_dir / "summary.json"
+        yield run_dir / "summary.json", _mtime(run_dir / "summary.json")
         try:
             probes = os.scandir(run_dir / "probe")
         except OSError:
             continue
         with probes:
             for item in probes:
-                if item.name.endswith(".json") and item.stat().st_mtime_ns > made:
-                    return Path(item.path)
+                if item.name.endswith(".json"):
+                    yield Path(item.path), item.stat().st_mtime_ns
+
+
+def newer_input(sweep_dir: str | Path, table: Path, manifest: dict) -> Path | None:
+    """A file of the sweep written after `table` was collected (the manifest, a summary, a
+    probe), or None. "After" compares with the newest input the collect saw (its stamp), else
+    with the table's own mtime, so an input with a future timestamp does not re-collect forever.
+    """
+    sweep_dir = Path(sweep_dir)
+    try:
+        made = int((table.parent / STAMP).read_text())
+    except (OSError, ValueError):
+        made = _mtime(table)
+    for path, mtime in _inputs(sweep_dir, manifest):
+        if mtime > made:
+            return path
     return None
 
 
@@ -73,5 +88,7 @@ def ensure_tables(sweep_dir: str | Path) -> tuple[Path | None, Path | None, str 
             return runs, find_table(sweep_dir, "curves"), None
         note = f"the runs table was older than {newer}: collected it again"
     fmt = runs.suffix.lstrip(".") if runs is not None else "csv"
+    newest = max(mtime for _, mtime in _inputs(sweep_dir, manifest))  # before reading them
     runs, curves = write_tables(sweep_dir, fmt=fmt)
+    (runs.parent / STAMP).write_text(str(newest))
     return runs, curves, note

@@ -170,7 +170,8 @@ def test_report_collects_then_compares_the_spec_factor(tmp_path, capsys):
     # a probe result newer than the table: collected again, with the new value
     probe = next(sweep_dir.glob("attentioncausal-seed0-*/probe/linear_last.json"))
     probe.write_text(json.dumps({"top1": 0.5}))
-    later = os.stat(sweep_dir / "collect" / "runs.csv").st_mtime_ns + 10**9
+    # an hour ahead (clock skew between nodes): collected once, not on every later report
+    later = os.stat(sweep_dir / "collect" / "runs.csv").st_mtime_ns + 3600 * 10**9
     os.utime(probe, ns=(later, later))
     write_report(sweep_dir, bootstrap=10, n_jobs=1)
     assert "older than" in capsys.readouterr().err
