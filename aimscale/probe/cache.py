@@ -66,7 +66,9 @@ def feature_streams(cfg, sets, model, windows, trunk, env, plan):
                 streams.append(FeatureStream(split, model, windows, trunk, env))
                 continue
             dataset = re.sub(r"[^A-Za-z0-9_.-]+", "_", cfg.dataset)[-60:]
-            folder = root / f"step{trunk.identity['step']}_{dataset}_{split_name}_n{limit or 'all'}"
+            tag = f"{trunk.identity['features']}_" if "features" in trunk.identity else ""
+            folder = root / (f"{tag}step{trunk.identity['step']}_{dataset}_{split_name}"
+                             f"_n{limit or 'all'}")
             identity = {**trunk.identity, "dataset": cfg.dataset, "split": split_name,
                         "limit": limit}  # fmt: skip
             stores = [

@@ -5,6 +5,7 @@ Examples:
   aimscale probe runs/x --blocks all-windows         # layer sweep: <kind>_blocks<s>-<e>.json
   aimscale probe runs/x --fractions 0.25,0.5,1.0     # along training: <kind>_last_step<k>.json
   aimscale probe runs/x --kind lora --lr 1e-3 --wd 0 # LoRA fine-tuning (rank --lora-rank)
+  aimscale probe runs/x --features pixels            # baseline: pixels_<kind>_last.json
   torchrun --nproc_per_node=2 -m aimscale probe runs/x  # the trunk's work shared by 2 ranks
 Results go to RUN_DIR/probe/<name>.json; unset options take the ProbeConfig defaults.
 """
@@ -63,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lora-rank", type=int)
     parser.add_argument("--lora-epochs", type=int)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--features", choices=["trunk", "pixels", "untrained"],
+                        help="trunk (default: the run's checkpoint) | untrained (its trunk at "
+                        "step 0) | pixels (the patches, no trunk): baselines of the same probe")
     parser.add_argument(
         "--cache",
         choices=["auto", "disk", "none"],
@@ -80,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 FIELDS = (
     "checkpoint", "fractions", "dataset", "blocks", "window_size", "kind", "name", "epochs",
     "lrs", "weight_decays", "batch_size", "val_fraction", "limit_train", "limit_test", "seed",
-    "lora_rank", "lora_epochs", "device", "cache",
+    "lora_rank", "lora_epochs", "device", "cache", "features",
 )  # fmt: skip
 
 
@@ -106,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'name':<32} {'step':>7} {'blocks':>7} {'top1':>7} {'top5':>7} {'val':>7} "
           f"{'lr':>7} {'wd':>5} {'time_s':>7}")  # fmt: skip
     for r in results:
-        blocks = f"{r['blocks'][0]}-{r['blocks'][1]}"
+        blocks = f"{r['blocks'][0]}-{r['blocks'][1]}" if r["blocks"] else "-"
         print(
             f"{r['name']:<32} {r['step']:>7} {blocks:>7} {r['top1']:>7.4f} {r['top5']:>7.4f} "
             f"{r['val_accuracy']:>7.4f} {r['hparams']['lr']:>7.0e} "

@@ -23,6 +23,7 @@ KINDS = ("attentive", "linear", "both", "lora")
 DATASET_KINDS = ("fashion-mnist", "mnist", "image-folder", "synthetic")
 WINDOW_NAMES = ("last", "best", "all-windows")
 CACHE_MODES = ("auto", "disk", "none")
+FEATURES = ("trunk", "pixels", "untrained")  # baselines: see aimscale/probe/features.py
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
 
 
@@ -41,6 +42,9 @@ class ProbeConfig:
     - checkpoint: last | a training step; `fractions` (e.g. [0.25, 0.5, 1.0]) instead picks the
       kept checkpoint nearest to each fraction of train.steps.
     - limit_train / limit_test: number of images used (null: the whole split).
+    - features: trunk (the run's checkpoint) | untrained (its trunk at step 0, same init seed) |
+      pixels (the patches, no trunk): the same protocol on a baseline; results are named
+      `<features>_<kind>_<window>` for the baselines (features.py says what each one is).
     """
 
     kind: str = "attentive"
@@ -66,6 +70,7 @@ class ProbeConfig:
     # disk (kept in RUN_DIR/probe/cache/ for later probes of the same checkpoint) |
     # none (the trunk runs over the images every epoch)
     cache: str = "auto"
+    features: str = "trunk"
 
     def problems(self) -> list[str]:
         """Every inconsistency, as sentences (empty when valid)."""
@@ -116,6 +121,17 @@ class ProbeConfig:
             found.append(f"probe cache={self.cache!r} is not one of {CACHE_MODES}")
         if self.device not in ("auto", "cpu", "cuda"):
             found.append(f"probe device={self.device!r} is not one of ('auto', 'cpu', 'cuda')")
+        if self.features not in FEATURES:
+            found.append(f"probe features={self.features!r} is not one of {FEATURES}")
+        elif self.features != "trunk":
+            if self.kind == "lora":
+                found.append(f"probe features={self.features}: LoRA fine-tunes a trained trunk; "
+                             "use kind attentive, linear or both for a baseline")
+            if self.checkpoint != "last" or self.fractions is not None:
+                found.append(f"probe features={self.features} uses no checkpoint; drop "
+                             "checkpoint/fractions")
+            if self.features == "pixels" and self.blocks == "all-windows":
+                found.append("probe features=pixels has no blocks to sweep; use blocks=last")
         if self.name is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.name):
             found.append(
                 f"probe name={self.name!r} must be a file-name stem (letters, digits, _ . -)"
@@ -140,7 +156,7 @@ class ProbeConfig:
         except ProbeError as err:
             found.append(str(err))
         step = self.checkpoint_step
-        if step is not None and self.fractions is None:
+        if step is not None and self.fractions is None and self.features == "trunk":
             kept = run_cfg.train.final_checkpoint_steps()
             if step not in kept:
                 found.append(

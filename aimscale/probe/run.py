@@ -11,6 +11,9 @@ since the trunk itself changes.
 Result names: `<kind>_<window>` (`attentive_last`, `linear_best`, `attentive_blocks2-3`), with
 `_step<k>` appended when a checkpoint is chosen explicitly (`--checkpoint` / `--fractions`).
 A given `name` is used as is for a single result and as a prefix (`<name>_<default>`) otherwise.
+Baselines (`features: untrained | pixels`, see `features.py`) need no checkpoint (step 0) and
+are named `<features>_<kind>_<window>` (`pixels_linear_last`); the window of a pixels result
+only says which trunk protocol it mirrors.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from aimscale.jsonfiles import UnreadableFileError, read_json
 from aimscale.probe.cache import feature_streams
 from aimscale.probe.config import ProbeConfig, ProbeError, probe_config
 from aimscale.probe.data import ProbeSets, open_sets, stream_images
-from aimscale.probe.features import load_trunk
+from aimscale.probe.features import PixelPatches, build_untrained_trunk, load_trunk
 from aimscale.probe.fit import (
     GridFit,
     Hparams,
@@ -75,6 +78,8 @@ def plan_probes(run_dir: str | Path, cfg: ProbeConfig) -> Plan:
     except (ConfigError, ValueError) as err:
         raise ProbeError(f"{run_dir}/config.yaml cannot be read back: {err}") from None
     windows = resolve_windows(cfg.blocks, run_cfg.model.depth, cfg.window_size)
+    if cfg.features != "trunk":  # a baseline: the trunk at step 0, or no trunk
+        return Plan(run_dir, run_cfg, [0], False, windows)
     steps = resolve_steps(run_dir, run_cfg.train.steps, cfg)
     step_in_name = cfg.checkpoint != "last" or cfg.fractions is not None
     return Plan(run_dir, run_cfg, steps, step_in_name, windows)
@@ -124,6 +129,8 @@ def _readable(run_dir: Path, step: int, available: list[int]) -> int:
 
 def result_name(cfg: ProbeConfig, kind: str, window: Window, step: int, plan: Plan) -> str:
     default = f"{kind}_{window.label}" + (f"_step{step}" if plan.step_in_name else "")
+    if cfg.features != "trunk":
+        default = f"{cfg.features}_{default}"
     if cfg.name is None:
         return default
     single = len(cfg.kinds) * len(plan.windows) * len(plan.steps) == 1
@@ -155,7 +162,7 @@ def run_probes(
                     records[job] = kept
         todo = [job for job in jobs if job not in records]
         if todo:
-            trunk = _LazyTrunk(plan.run_dir, step, env.device)
+            trunk = _LazyTrunk(plan.run_dir, step, env.device, cfg.features, plan.run_cfg)
             start = time.perf_counter()
             heads_jobs = [job for job in todo if job[0] != "lora"]
             fresh = _head_probes(cfg, sets, trunk, heads_jobs, plan, env) if heads_jobs else {}
@@ -172,8 +179,9 @@ def run_probes(
                     dataset=cfg.dataset,
                     step=step,
                     train_steps=plan.run_cfg.train.steps,
-                    blocks=window.span,
+                    blocks=None if cfg.features == "pixels" else window.span,
                     window=window.label,
+                    features=cfg.features,
                     seed=cfg.seed,
                     request=_request(cfg, kind, window, step),
                     feature_time_s=round(feature_s, 3),
@@ -224,38 +232,66 @@ def run_layer_sweep(run_dir: str | Path, cfg: ProbeConfig | dict) -> list[dict]:
 
 
 class _LazyTrunk:
-    """Loads the checkpoint's trunk on first use (not at all when every feature is cached)."""
+    """Loads the checkpoint's trunk on first use (not at all when every feature is cached); for
+    a baseline, builds the step-0 trunk or the pixel patcher instead (no checkpoint)."""
 
-    def __init__(self, run_dir: Path, step: int, device: torch.device):
+    def __init__(self, run_dir: Path, step: int, device: torch.device,
+                 features: str = "trunk", run_cfg=None):
         self.run_dir, self.step, self.device = run_dir, step, device
-        stat = checkpoint_path(run_dir, step).stat()
-        self.identity = {"step": step, "mtime_ns": stat.st_mtime_ns, "bytes": stat.st_size}
+        self.features, self.run_cfg = features, run_cfg
+        if features == "trunk":
+            stat = checkpoint_path(run_dir, step).stat()
+            self.identity = {"step": step, "mtime_ns": stat.st_mtime_ns, "bytes": stat.st_size}
+        else:  # a function of the config alone
+            self.identity = {"step": step, "features": features, "seed": run_cfg.train.seed}
         self._trunk = None
 
     def __call__(self) -> torch.nn.Module:
         if self._trunk is None:
-            self._trunk = load_trunk(self.run_dir, self.step, self.device)
+            if self.features == "pixels":
+                self._trunk = PixelPatches(self.run_cfg.model.patch_size, self.device)
+            elif self.features == "untrained":
+                self._trunk = build_untrained_trunk(self.run_cfg.model, self.run_cfg.train.seed,
+                                                    self.device)
+            else:
+                self._trunk = load_trunk(self.run_dir, self.step, self.device)
         return self._trunk
+
+
+def feature_model(features: str, model):
+    """The ModelConfig the streams and heads see: the run's, or for `pixels` one whose width is
+    a patch's C·p·p values (the token width) and whose heads divide it (gcd with the run's)."""
+    if features != "pixels":
+        return model
+    import math
+
+    width = model.channels * model.patch_size**2
+    return replace(model, width=width, heads=math.gcd(model.heads, width))
 
 
 def _head_probes(cfg, sets, trunk, jobs, plan, env) -> dict:
     """Attentive / linear probes of several windows, trained together from each batch of one
     feature stream: {(kind, window): (record, trunk seconds)}."""
-    model = plan.run_cfg.model
+    model = feature_model(cfg.features, plan.run_cfg.model)
     windows = [w for w in plan.windows if any(w == window for _, window in jobs)]
     grid = make_grid(cfg.lrs, cfg.weight_decays)
+    flat = cfg.features == "pixels"  # the linear probe of pixels sees every pixel, not the mean
     fits = []
     for kind, _ in jobs:
         init = torch.Generator().manual_seed(cfg.seed + 1)  # every probe starts alike
         if kind == "attentive":
             heads = AttentiveHeads(len(grid), model.width, model.heads, sets.num_classes, init)
         else:
-            heads = LinearHeads(len(grid), model.width, sets.num_classes, init)
+            width = model.width * (model.num_patches if flat else 1)
+            heads = LinearHeads(len(grid), width, sets.num_classes, init)
         fits.append(GridFit(heads.to(env.device), grid))
     slots = [(windows.index(window), kind == "linear") for kind, window in jobs]
 
+    def pool(x: torch.Tensor) -> torch.Tensor:  # [B, K, D] -> [B, D] (pixels: [B, K·D])
+        return x.flatten(1) if flat else x.mean(1)
+
     def inputs(feats: torch.Tensor) -> list[torch.Tensor]:  # [W, B, K, D] -> one per grid
-        return [feats[w].mean(1) if pooled else feats[w] for w, pooled in slots]
+        return [pool(feats[w]) if pooled else feats[w] for w, pooled in slots]
 
     with feature_streams(cfg, sets, model, windows, trunk, env, plan) as (train, test, cache):
         n_fit = len(sets.fit_positions)
@@ -376,6 +412,8 @@ def _request(cfg: ProbeConfig, kind: str, window: Window, step: int) -> dict:
         "epochs": cfg.epochs, "batch_size": cfg.batch_size, "val_fraction": cfg.val_fraction,
         "seed": cfg.seed, "limit_train": cfg.limit_train, "limit_test": cfg.limit_test,
     }  # fmt: skip
+    if cfg.features != "trunk":  # absent for trunk probes: their earlier results still match
+        request["features"] = cfg.features
     if kind == "lora":
         request.update(lora_rank=cfg.lora_rank, lora_epochs=cfg.lora_epochs)
     return request
