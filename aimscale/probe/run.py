@@ -129,12 +129,9 @@ def _readable(run_dir: Path, step: int, available: list[int]) -> int:
 
 def result_name(cfg: ProbeConfig, kind: str, window: Window, step: int, plan: Plan) -> str:
     default = f"{kind}_{window.label}" + (f"_step{step}" if plan.step_in_name else "")
-    if cfg.features != "trunk":
-        default = f"{cfg.features}_{default}"
-    if cfg.name is None:
-        return default
     single = len(cfg.kinds) * len(plan.windows) * len(plan.steps) == 1
-    return cfg.name if single else f"{cfg.name}_{default}"
+    name = default if cfg.name is None else cfg.name if single else f"{cfg.name}_{default}"
+    return name if cfg.features == "trunk" else f"{cfg.features}_{name}"  # never a trunk's name
 
 
 def run_probes(

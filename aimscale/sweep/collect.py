@@ -2,7 +2,9 @@
 
 `runs`: run_id, status, every config leaf as a dotted column (`model.width`), `variant`, `seed`
 (= `train.seed`), the summary (params, FLOPs, images/patches seen, final/best losses) and probe
-results (`probe.<name>.top1` / `.top5`). `curves`: metrics.jsonl rows with their run_id. Only
+results (`probe.<name>.top1` / `.top5`); `features` is `trunk` for a run, and a sweep's probe
+baselines add one row each (`features` pixels | untrained, `status` baseline: see
+`aimscale/sweep/baselines.py`). `curves`: metrics.jsonl rows with their run_id. Only
 complete files are read: summary/status/probe files are written atomically, and a last metrics
 line without its newline is still being written, so it is skipped. A run with a damaged file
 (empty or torn JSON, a corrupt metrics line, unparsable config.yaml) gets `status` `unreadable`
@@ -127,9 +129,13 @@ def collect(sweep_dir: str | Path, with_state: bool = True, warnings: list[str] 
                        error="; ".join(e for e in (row.get("error"), str(err)) if e))
         if row["status"] == "unreadable" and state != "unreadable":  # else status warned
             warnings.append(f"run {run_id} is unreadable: {row.get('error')}")
+        row["features"] = "trunk"
         rows.append(row)
         for metric in metrics:
             curves.append((run_id, *(metric.get(c) for c in CURVE_COLUMNS)))
+    from aimscale.sweep.baselines import baseline_rows
+
+    rows += baseline_rows(sweep_dir, warnings)
     runs = pd.DataFrame(rows)
     curves_df = pd.DataFrame(curves, columns=["run_id", *CURVE_COLUMNS])
     return runs, curves_df

@@ -98,10 +98,14 @@ class TrainJob(submitit.helpers.Checkpointable):
         if not self.probes:
             return []
         from aimscale.probe.run import run_probes
+        from aimscale.sweep.baselines import run_baseline_probe
 
         results = []
         for probe in self.probes:
-            results += run_probes(self.run_dir, dict(probe))
+            if "baseline" in probe:  # a sweep baseline: only its owner run's job computes it
+                results += run_baseline_probe(self.run_dir, probe)
+            else:
+                results += run_probes(self.run_dir, dict(probe))
         return results
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:

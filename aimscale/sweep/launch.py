@@ -166,7 +166,7 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
             submitted_at = time.time()
             try:
                 ids = submit_slurm(array, spec.resources, folder,
-                                   f"{spec.name}-{array.resource.name}", spec.probes,
+                                   f"{spec.name}-{array.resource.name}", plan.job_probes(),
                                    code_root)
             except Exception as err:  # noqa: BLE001 - recorded, then reported as a failed launch
                 message = str(err).strip().splitlines()
@@ -198,7 +198,7 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
 
         submitted_at = time.time()
         pid, state_file = start_local_scheduler(sweep_dir, result.arrays, spec.resources,
-                                                max_parallel, spec.probes, code_root)
+                                                max_parallel, plan.job_probes(), code_root)
         for run_id in result.submitted:
             manifest["runs"][run_id]["attempts"].append({
                 "executor": "local", "job_id": None, "submitted_at": submitted_at,
@@ -218,7 +218,7 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
                 )
                 write_manifest(sweep_dir, manifest)
                 try:
-                    TrainJob(run_dir, spec.probes)()
+                    TrainJob(run_dir, plan.job_probes())()
                 except Exception as err:  # noqa: BLE001 - recorded in the run dir; go on
                     print(f"run {run_id} failed: {type(err).__name__}: {err}")
                 launch_record["submitted"] += 1

@@ -73,6 +73,14 @@ class Plan:
     spec: SweepSpec
     runs: list[PlannedRun] = field(default_factory=list)
     base_cfg: C.RunConfig | None = None
+    baselines: list = field(default_factory=list)  # aimscale.sweep.baselines.Baseline
+
+    def job_probes(self) -> list[dict[str, Any]]:
+        """What every job of the sweep probes: the spec's probes and the baselines (each run
+        only by its owner's job)."""
+        from aimscale.sweep.baselines import job_probes
+
+        return job_probes(self.spec.probes, self.baselines)
 
     def flat_configs(self) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         """(base config as dotted keys, per run id the dotted keys that differ from it): the
@@ -115,6 +123,7 @@ class Plan:
             },
             "runs": [run.summary() for run in self.runs],
             "totals": self.totals(),
+            "baselines": [{**b.info(), "dir": b.dir} for b in self.baselines],
         }
 
 
@@ -227,9 +236,14 @@ def build_plan(spec: SweepSpec) -> Plan:
             size_values=sized,
             memory=memory,
         ))
+    from aimscale.sweep.baselines import plan_baselines
+
+    baselines, baseline_problems = plan_baselines(spec.baselines, spec.probes, runs,
+                                                  spec.sweep_dir)
+    problems += baseline_problems
     if problems:
         raise C.ConfigError(problems)
-    return Plan(spec=spec, runs=runs, base_cfg=_copy_tree(base_cfg))
+    return Plan(spec=spec, runs=runs, base_cfg=_copy_tree(base_cfg), baselines=baselines)
 
 
 def _probe_configs(spec: SweepSpec) -> tuple[list, list[str]]:

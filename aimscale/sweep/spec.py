@@ -13,6 +13,7 @@ compare: {factor: model.attention, baseline: prefix}           # what the report
 resources: {classes: {...}, rules: [{max_params: 2.0e8, class: small}, {class: large}]}
 cost: {gpu_peak_flops: 9.89e14, mfu: 0.4}
 probe: [{name: linear, ...}]            # run after each pre-training run
+baselines: [pixels, untrained]          # the probes on baselines, once each (sweep/baselines.py)
 local: {max_parallel: 2}
 ```
 Axis values use Hydra's sweep syntax (`64,128`, `range(2,8,2)`, `choice(a,b)`) or YAML lists.
@@ -28,12 +29,13 @@ import yaml
 
 from aimscale.config import ConfigError, path_component
 from aimscale.sweep.ablation import SEED_KEY, Compare, parse_compare, seed_values
+from aimscale.sweep.baselines import parse_baselines
 from aimscale.sweep.resources import ResourcePolicy, parse_resources
 from aimscale.sweep.size_rules import SizeRule, parse_size_rules
 
 SPEC_KEYS = (
     "name", "sweep_dir", "base", "overrides", "grid", "zip", "variants", "resources", "cost",
-    "probe", "local", "size_rules", "seeds", "compare",
+    "probe", "local", "size_rules", "seeds", "compare", "baselines",
 )
 
 
@@ -75,6 +77,7 @@ class SweepSpec:
     compare: Compare | None = None  # aimscale/sweep/ablation.py
     cost: CostModel = field(default_factory=CostModel)
     probes: list[dict[str, Any]] = field(default_factory=list)
+    baselines: tuple[str, ...] = ()  # aimscale/sweep/baselines.py
     local: LocalSettings = field(default_factory=LocalSettings)
     cli_overrides: list[str] = field(default_factory=list)  # plain ones, applied last
     raw: dict[str, Any] = field(default_factory=dict)  # the YAML as read, for the manifest
@@ -148,6 +151,8 @@ def parse_spec(raw: dict[str, Any], cli_overrides: list[str] = (), path: str | N
         problems.append("probe: expected a list of probe settings (mappings)")
     else:
         spec.probes = [dict(p) for p in probes]
+    spec.baselines, baseline_problems = parse_baselines(raw.get("baselines"))
+    problems += baseline_problems
     local = raw.get("local") or {}
     max_parallel = local.get("max_parallel", 1)
     if not isinstance(max_parallel, int) or max_parallel < 1:
