@@ -19,6 +19,7 @@ from ..report_columns import pick_column
 from . import (
     ablations,
     backtest,
+    baselines,
     curves,
     downstream,
     frontier,
@@ -44,6 +45,7 @@ SECTIONS: tuple[tuple[str, Callable[[Report], None]], ...] = (
     ("IsoFLOP", isoflop.section),
     ("Backtest", backtest.section),
     ("Loss and downstream accuracy", downstream.section),
+    ("What pre-training adds", baselines.section),
     ("Training curves", curves.section),
     ("Layer-wise probes", layerwise.section),
     ("Ablations", ablations.section),
@@ -67,6 +69,7 @@ class Report:
         self.summary: dict = {}
         self.warnings: list[str] = []
         self.failures: list[str] = []
+        runs, self.baselines = baselines.split_baselines(runs)  # probe baselines: own rows
         self.all_runs = runs
         self.runs = self._select_runs(runs)
         self.cols: dict[str, str | None] = {}
