@@ -1,12 +1,15 @@
 """Ablations: each value of one factor (the spec's `compare:` factor, else `variant`, else the
 one config key the runs vary) against its baseline at one (size, data) setting, over every
-seed's run, with Welch verdicts; the comparison itself is in ``analysis.compare``."""
+seed's run, with Welch verdicts; the comparison itself is in ``analysis.compare``. For the
+accuracy metric, each value the AIM paper ranks against the baseline also gets the paper's
+direction and whether this run agrees (``analysis.paper_ablations``)."""
 
 from __future__ import annotations
 
 from .. import plots
 from ..compare import ablation_factor, ablation_table, ablation_verdicts
 from ..errors import AnalysisError
+from ..paper_ablations import paper_verdicts, verdict_sentences
 from ..plots import fmt
 
 
@@ -37,11 +40,14 @@ def section(r) -> None:
     for i, m in enumerate(metrics):
         tab = ablation_table(rows, v, m, baseline=r.opts.baseline, bootstrap=r.opts.bootstrap,
                              seed=r.opts.seed, level=r.opts.level)
+        tab = paper_verdicts(tab, v, rows, accuracy=m == r.cols.get("accuracy"))
         fig = plots.plot_ablation(tab, metric_label=m, title=f"{v}: {m}")
         r.doc.figure(fig, f"ablation_{i}", f"{m} per value of {v} (mean ± std over "
                      f"seeds); Δ to the baseline with its {lvl}% interval.")
-        r.doc.table(tab.rename(columns={"variant": v}))
+        r.doc.table(tab.drop(columns="paper_reference").rename(columns={"variant": v}))
         verdicts = ablation_verdicts(tab, m, r.opts.level)
-        r.doc.bullets(verdicts)
-        out[m] = {"table": tab.to_dict(orient="records"), "verdicts": verdicts}
+        paper = verdict_sentences(tab, m)
+        r.doc.bullets(verdicts + paper)
+        out[m] = {"table": tab.to_dict(orient="records"), "verdicts": verdicts,
+                  "paper_verdicts": paper}
     r.summary["ablations"] = {"factor": v, "setting": where, "tables": out}
