@@ -101,6 +101,10 @@ def format_plan(plan, max_rows: int = 200) -> str:
         gpus = total.get("gpus_per_run", "")
         lines.append(f"{name:<10} {total['runs']:>6} {gpus!s:>8} {_si(total['total_flops']):>10} "
                      f"{total['gpu_hours']:>12.4g}")
+    if plan.baselines:
+        lines += ["", f"probe baselines: {len(plan.baselines)}, each computed once by its owner "
+                  f"run's job into {spec.sweep_dir}/baselines/:",
+                  *(f"  {b.id:<44} owner {b.owner}" for b in plan.baselines[:max_rows])]
     warnings = memory_warnings(plan.runs)
     if warnings:
         lines += ["", f"memory: {len(warnings)} run(s) do not fit their GPUs (estimate, see "

@@ -19,7 +19,7 @@ TIMING = ("wall_time_s", "feature_time_s")
 RESULT_KEYS = {
     "name", "kind", "dataset", "step", "train_steps", "blocks", "window", "top1", "top5",
     "val_accuracy", "num_train", "num_val", "num_test", "num_classes", "hparams", "seed",
-    "wall_time_s", "feature_time_s", "request", "stream",
+    "wall_time_s", "feature_time_s", "request", "stream", "features",
 }  # fmt: skip
 
 
@@ -40,6 +40,7 @@ def test_default_probes_beat_chance_and_write_results(run_copy, fast):
         assert on_disk["dataset"] == "synthetic" and on_disk["step"] == 20
         assert on_disk["blocks"] == [2, 2]  # depth 3 -> window of 1 block, the last
         assert (on_disk["num_train"], on_disk["num_val"], on_disk["num_test"]) == (540, 60, 300)
+        assert on_disk["features"] == "trunk"
         assert 0.0 <= on_disk["top1"] <= on_disk["top5"] <= 1.0
         hp = on_disk["hparams"]
         assert len(hp["grid"]) == 8  # 4 learning rates x 2 weight decays
