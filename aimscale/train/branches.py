@@ -30,7 +30,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aimscale.train import checkpoint as ckpt
 from aimscale.train.config import BranchConfig
 from aimscale.train.optim import lr_at, warmup_steps
 
@@ -83,7 +82,8 @@ def family_problems(cfg: RunConfig, steps: list[int]) -> list[str]:
         start = branch_point(cfg.optim, n)
         if start < max(warmup, 1):
             found.append(
-                f"data size of {n} steps: its cooldown would start at step {start}, inside the "
+                f"data size {n * cfg.train.batch_size} images ({n} steps): its cooldown would "
+                f"start at step {start}, inside the "
                 f"trunk's warmup of {warmup} steps ({trunk} steps × optim.warmup_fraction="
                 f"{cfg.optim.warmup_fraction:g}); drop that size, use larger ones, or lower "
                 "optim.warmup_fraction")
@@ -125,6 +125,7 @@ def trunk_checkpoint(cfg: RunConfig, run_dir: str | Path) -> Path:
     """The trunk's checkpoint this branch starts from, after checking that the trunk is this
     branch's (same config up to its length, same warmup). BranchError says what is wrong."""
     from aimscale.config import ConfigError, from_yaml, result_dict
+    from aimscale.train import checkpoint as ckpt
 
     where = trunk_dir(cfg, run_dir)
     if not (where / "config.yaml").is_file():
