@@ -104,8 +104,11 @@ def branch_config(cfg: RunConfig, trunk_id: str, trunk_steps: int, steps: int) -
     `trunk_config(cfg, ...)` makes."""
     section = BranchConfig(trunk=trunk_id, step=branch_point(cfg.optim, steps),
                            warmup=warmup_steps(cfg.optim, trunk_steps))
+    # a branch has only the checkpoints it trains itself: keep fractions after its branch point
+    keep = [f for f in cfg.train.keep_fractions if round(f * steps) > section.step]
     return dataclasses.replace(
-        cfg, branch=section, train=dataclasses.replace(cfg.train, steps=steps))
+        cfg, branch=section, train=dataclasses.replace(cfg.train, steps=steps,
+                                                       keep_fractions=keep))
 
 
 def flops_spent(cfg: RunConfig, flops_per_image: float) -> float:

@@ -43,6 +43,14 @@ def test_plan_counts_the_trunk_once_and_each_cooldown(tmp_path):
     assert plan.to_json()["runs"][1]["branch_of"] == plan.runs[0].run_id
 
 
+def test_a_branch_keeps_only_fractions_after_its_branch_point(tmp_path):
+    base = {**WSD_BASE, "train": {**WSD_BASE["train"], "keep_fractions": [0.5, 0.9]}}
+    runs = {r.images_seen: r.cfg.train for r in build_plan(spec_of(tmp_path, base=base)).runs}
+    assert runs[192].kept_steps() == [3, 6, 11, 12]  # 0.5, 0.9 of 12 and the branch points
+    assert runs[128].keep_fractions == [0.9] and runs[128].kept_steps() == [7, 8]  # after 6
+    assert runs[64].keep_fractions == [0.9] and runs[64].kept_steps() == [4]  # 0.9 · 4 → 4
+
+
 @pytest.mark.parametrize(("base", "sections", "message"), [
     (TINY_BASE, {}, "data_sizes needs optim.schedule=wsd"),
     (WSD_BASE, {"data_sizes": [64, 250]}, "250 images is not a whole number of steps at "
