@@ -22,7 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 from aimscale.data.config import DataConfig
 from aimscale.errors import UserError
 from aimscale.model.config import ModelConfig
-from aimscale.train.config import LoggingConfig, OptimConfig, TrainConfig
+from aimscale.train.config import BranchConfig, LoggingConfig, OptimConfig, TrainConfig
 
 CONF_DIR = Path(__file__).parent / "conf"
 GROUPS = ("model", "data")
@@ -38,6 +38,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    branch: BranchConfig = field(default_factory=BranchConfig)  # a cooldown branch, or not
     run_dir: str | None = None  # None: runs/<run_id>
     sweep_name: str = ""
 
@@ -148,7 +149,7 @@ def compose(overrides: list[str] = (), base: dict | DictConfig | None = None) ->
 def validate(cfg: RunConfig) -> None:
     """Raise ConfigError with every problem of the tree, or return None."""
     problems = cfg.model.problems() + cfg.data.problems() + cfg.optim.problems()
-    problems += cfg.train.problems() + cfg.logging.problems()
+    problems += cfg.train.problems() + cfg.logging.problems() + _branch_problems(cfg)
     micro = cfg.train.micro_batch_size
     if micro is not None and micro > 0 and cfg.train.batch_size % micro:
         problems.append(
@@ -158,6 +159,21 @@ def validate(cfg: RunConfig) -> None:
     problems += _eval_problems(cfg)
     if problems:
         raise ConfigError(problems)
+
+
+def _branch_problems(cfg: RunConfig) -> list[str]:
+    """A cooldown branch: a wsd run whose branch point lies inside its own steps."""
+    branch = cfg.branch
+    found = branch.problems()
+    if not branch.active:
+        return found
+    if cfg.optim.schedule != "wsd":
+        found.append(f"branch.trunk is set but optim.schedule={cfg.optim.schedule!r}; cooldown "
+                     "branches need optim.schedule=wsd")
+    if not branch.step < cfg.train.steps:
+        found.append(f"branch.step={branch.step} must be below train.steps={cfg.train.steps} "
+                     "(the branch trains the steps after it)")
+    return found
 
 
 def _eval_problems(cfg: RunConfig) -> list[str]:
@@ -253,9 +269,18 @@ def to_plain(value: Any) -> Any:
     return value
 
 
+def _omitted(cfg: RunConfig) -> tuple[str, ...]:
+    """Sections left out of the hash: the result keys, less `branch` when the run is not a
+    branch (so adding that section did not change the id of any ordinary run)."""
+    return NON_RESULT_KEYS if cfg.branch.active else (*NON_RESULT_KEYS, "branch")
+
+
 def result_dict(cfg: RunConfig) -> dict[str, Any]:
-    """The config without the keys that do not change results (logging, paths, device)."""
+    """The config without the keys that do not change results (logging, paths, device; the
+    default `branch` section)."""
     tree = to_plain(cfg)
+    if not cfg.branch.active:
+        tree.pop("branch", None)
     for key in NON_RESULT_KEYS:
         parent, _, leaf = key.rpartition(".")
         node = tree
@@ -269,9 +294,9 @@ def canonical_json(cfg: RunConfig) -> str:
     """`json.dumps(result_dict(cfg), sort_keys=True, separators=(",", ":"))`, built section by
     section with each section's text cached by its values: the runs of a sweep share most
     sections, so planning 100k runs does not encode the same model section 100k times."""
-    parts = []
+    parts, omitted = [], _omitted(cfg)
     for name in sorted(vars(cfg)):
-        if name not in NON_RESULT_KEYS:
+        if name not in omitted:
             parts.append(f"{json.dumps(name)}:{_section_json(name, getattr(cfg, name))}")
     return "{" + ",".join(parts) + "}"
 

@@ -117,6 +117,7 @@ def test_run_id_is_the_canonical_json_hash_of_the_result_keys():
             tree.pop(key)
         tree["train"].pop("device"), tree["train"].pop("peak_flops")
         tree["data"].pop("num_workers")
+        tree.pop("branch")  # not a cooldown branch: the section is not hashed
         assert result_dict(cfg) == tree
         text = json.dumps(tree, sort_keys=True, separators=(",", ":"))
         assert config_hash(cfg) == hashlib.sha256(text.encode()).hexdigest()[:8]
@@ -127,3 +128,7 @@ def test_run_id_is_the_canonical_json_hash_of_the_result_keys():
     assert config_hash(compose(["model.name='1'"])) != config_hash(compose(["model.name='1.0'"]))
     # the recipe of existing run directories (changes only when a result key is added/changed)
     assert config_hash(compose([])) == "8678c951"
+    # a cooldown branch's section is hashed (where it branches from changes the run)
+    branch = ["optim.schedule=wsd", "branch.trunk=abc", "branch.step=50", "branch.warmup=5"]
+    assert "branch" in result_dict(compose(branch))
+    assert config_hash(compose(branch)) != config_hash(compose(branch[:1]))

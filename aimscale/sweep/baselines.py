@@ -118,6 +118,8 @@ def plan_baselines(names: tuple[str, ...], probes: list[dict[str, Any]], runs: l
     out: dict[str, Baseline] = {}
     for name in names:
         for run in runs:
+            if getattr(run, "branch_of", None):  # a branch is trained in its trunk's job
+                continue
             key = baseline_key(name, run.template)
             bid = baseline_id(name, key)
             if bid not in out:

@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
                       " cancel supports the slurm executor: stop a local sweep's scheduler "
                       "(its pid is in sweep.json under launches)", file=sys.stderr)
                 return 2
-            job_ids = [a["job_id"] for a in targets.values()]
+            # a cooldown branch shares its trunk's job: each job once
+            job_ids = list(dict.fromkeys(a["job_id"] for a in targets.values()))
             try:
                 slurm.cancel(job_ids)
             except slurm.SlurmUnavailable as err:

@@ -1,8 +1,10 @@
 """Tables of a sweep for the analysis: one row per run, and the training curves.
 
 `runs`: run_id, status, every config leaf as a dotted column (`model.width`), `variant`, `seed`
-(= `train.seed`), the summary (params, FLOPs, images/patches seen, final/best losses) and probe
-results (`probe.<name>.top1` / `.top5`); `features` is `trunk` for a run, and a sweep's probe
+(= `train.seed`), `branch_of` (the trunk of a cooldown branch, empty for other runs) and
+`flops_spent` (a branch's cooldown; `total_flops` is its equivalent run's), the summary
+(params, FLOPs, images/patches seen, final/best losses) and probe results
+(`probe.<name>.top1` / `.top5`); `features` is `trunk` for a run, and a sweep's probe
 baselines add one row each (`features` pixels | untrained, `status` baseline: see
 `aimscale/sweep/baselines.py`). `curves`: metrics.jsonl rows with their run_id. Only
 complete files are read: summary/status/probe files are written atomically, and a last metrics
@@ -26,7 +28,8 @@ NON_COLUMNS = ("run_dir", "sweep_name")  # paths, not axes of the study
 CURVE_COLUMNS = ("step", "images_seen", "patches_seen", "flops", "lr", "loss", "val_loss")
 SUMMARY_COLUMNS = ("trunk_params", "head_params", "flops_per_image", "images_seen",
                    "patches_seen", "total_flops", "final_loss", "final_val_loss",
-                   "best_val_loss", "steps", "wall_time_s", "mfu", "model_flops_per_s")
+                   "best_val_loss", "steps", "wall_time_s", "mfu", "model_flops_per_s",
+                   "flops_spent")
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -82,6 +85,11 @@ def run_row(run_id: str, run_dir: Path, entry: dict[str, Any], state: str,
     for key in SUMMARY_COLUMNS:
         if key in summary:
             row[key] = summary[key]
+    # cooldown branches (aimscale/train/branches.py): which run it branched from ("" for none),
+    # and the FLOPs it spent itself next to `total_flops`, its equivalent run's
+    row["branch_of"] = row.get("branch.trunk") or entry.get("branch_of") or ""
+    if row.get("flops_spent") is None and row.get("total_flops") is not None:
+        row["flops_spent"] = row["total_flops"]
     probe_dir = run_dir / "probe"
     if probe_dir.is_dir():
         for path in sorted(probe_dir.glob("*.json")):

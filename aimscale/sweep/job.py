@@ -47,7 +47,8 @@ class StopFlag:
 
 @dataclass
 class TrainJob(submitit.helpers.Checkpointable):
-    """Pre-train the run in `run_dir` (its config.yaml), then run `probes` (probe config dicts)."""
+    """Pre-train the run in `run_dir` (its config.yaml) and its cooldown branches, if any, then
+    run `probes` (probe config dicts) on each."""
 
     run_dir: str
     probes: list[dict[str, Any]] = field(default_factory=list)
@@ -83,29 +84,44 @@ class TrainJob(submitit.helpers.Checkpointable):
         return result
 
     def _work(self) -> dict[str, Any]:
+        """Train the run, then each of its cooldown branches (`branches.json`, written by
+        `launch`; a done one returns at once), then probe them all. A stop ends the job where
+        it is; the requeued job resumes there."""
         from aimscale.config import from_yaml
         from aimscale.train import train
+        from aimscale.train.branches import branch_dirs
 
-        cfg = from_yaml(Path(self.run_dir) / "config.yaml")
-        cfg.run_dir = self.run_dir
-        result = train(cfg, stop_requested=self._flag)
+        result: dict[str, Any] = {}
+        for run_dir in [Path(self.run_dir), *branch_dirs(self.run_dir)]:
+            self._current = str(run_dir)
+            cfg = from_yaml(run_dir / "config.yaml")
+            cfg.run_dir = str(run_dir)
+            outcome = train(cfg, stop_requested=self._flag)
+            result = result or outcome  # the job's result is the trunk's
+            if outcome.get("status") == "stopped":
+                self._training = False
+                return outcome
         self._training = False
-        if result.get("status") != "stopped" and self._rank == 0:
+        if self._rank == 0:
             self.run_probes()
         return result
 
     def run_probes(self) -> list[dict[str, Any]]:
+        """The spec's probes on the run and on each of its branches."""
         if not self.probes:
             return []
         from aimscale.probe.run import run_probes
         from aimscale.sweep.baselines import run_baseline_probe
+        from aimscale.train.branches import branch_dirs
 
         results = []
-        for probe in self.probes:
-            if "baseline" in probe:  # a sweep baseline: only its owner run's job computes it
+        for probe in self.probes:  # a sweep baseline: only its owner run's job computes it
+            if "baseline" in probe:
                 results += run_baseline_probe(self.run_dir, probe)
-            else:
-                results += run_probes(self.run_dir, dict(probe))
+        for run_dir in [self.run_dir, *map(str, branch_dirs(self.run_dir))]:
+            for probe in self.probes:
+                if "baseline" not in probe:
+                    results += run_probes(run_dir, dict(probe))
         return results
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
@@ -125,7 +141,7 @@ class TrainJob(submitit.helpers.Checkpointable):
         """Rank 0: touch status.json if this job's trainer wrote it (not an earlier run's)."""
         if self._rank != 0:
             return
-        path = os.path.join(self.run_dir, "status.json")
+        path = os.path.join(getattr(self, "_current", self.run_dir), "status.json")
         try:
             if os.stat(path).st_mtime >= self._started - 1.0:
                 os.utime(path)

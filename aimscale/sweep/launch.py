@@ -22,6 +22,7 @@ from aimscale.sweep.manifest import launch_lock, new_manifest, read_manifest, wr
 from aimscale.sweep.plan import Plan
 from aimscale.sweep.state import RETRY_STATES, sweep_states
 from aimscale.sweep.submit import ArrayRequest, split_arrays
+from aimscale.train.branches import write_branch_list
 
 EXECUTORS = ("local", "slurm", "debug")
 
@@ -35,6 +36,8 @@ class LaunchResult:
     job_ids: dict[str, str] = field(default_factory=dict)
     dry_run: bool = False
     warnings: list[str] = field(default_factory=list)
+    # trunk run id -> its cooldown branches, trained in the trunk's task (aimscale.train.branches)
+    branches: dict[str, list[str]] = field(default_factory=dict)
 
 
 class LaunchFailed(RuntimeError):
@@ -103,16 +106,32 @@ def _select(plan: Plan, sweep_dir: Path, executor: str, retry_failed: bool,
     known = {r.run_id: r.state for r in sweep_states(sweep_dir, manifest, with_loss=False,
                                                      warnings=result.warnings)}
     groups: dict[str, list[tuple[str, str]]] = {}
+    branches: dict[str, list[str]] = {}
     for run in plan.runs:
-        state = known.get(run.run_id)
-        if state is None and (sweep_dir / run.run_id / "summary.json").exists():
+        if run.branch_of:
+            branches.setdefault(run.branch_of, []).append(run.run_id)
+
+    def state_of(run_id: str) -> str | None:
+        state = known.get(run_id)
+        if state is None and (sweep_dir / run_id / "summary.json").exists():
             state = "done"
-        if state in (None, "new") or (retry_failed and state in RETRY_STATES):
+        return state
+
+    submittable = {None, "new", *(RETRY_STATES if retry_failed else ())}
+    for run in plan.runs:
+        if run.branch_of:  # trained in its trunk's task, submitted with it
+            continue
+        family = [run.run_id, *branches.get(run.run_id, [])]
+        states = {run_id: state_of(run_id) for run_id in family}
+        # a task trains the whole family: submit it when a member needs it and none is alive
+        if set(states.values()) <= submittable | {"done"} and set(states.values()) - {"done"}:
             groups.setdefault(run.resource_class, []).append(
                 (run.run_id, str(sweep_dir / run.run_id))
             )
+            if run.run_id in branches:
+                result.branches[run.run_id] = branches[run.run_id]
         else:
-            result.skipped[run.run_id] = state
+            result.skipped.update(states)
     unsure = sorted(r for r, s in result.skipped.items() if s in ("unknown", "stale", "ending"))
     if unsure and retry_failed:
         result.warnings.append(
@@ -151,10 +170,13 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
     code_root = _record_provenance(sweep_dir, launch_record, len(manifest["launches"]),
                                    snapshot=bool(result.arrays) and executor != "debug")
     manifest["launches"].append(launch_record)
-    for run_id in result.submitted:  # the run dir with its config exists before submission
+    with_branches = [*result.submitted, *(b for ids in result.branches.values() for b in ids)]
+    for run_id in with_branches:  # the run dir with its config exists before submission
         cfg = by_id[run_id].cfg
         cfg.run_dir = str(sweep_dir / run_id)
         atomic_write_text(sweep_dir / run_id / "config.yaml", to_yaml(cfg))
+    for trunk_id, branch_ids in result.branches.items():  # what the trunk's task trains after it
+        write_branch_list(sweep_dir / trunk_id, branch_ids)
     write_manifest(sweep_dir, manifest)
     if not result.arrays:
         return
@@ -192,6 +214,7 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
                  "tasks": len(ids)}
             )
             launch_record["submitted"] += len(ids)
+            _branch_attempts(manifest, result)
             write_manifest(sweep_dir, manifest)
     elif executor == "local":
         from aimscale.sweep.submit import start_local_scheduler
@@ -207,6 +230,7 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
             })
         launch_record["arrays"].append({"scheduler_pid": pid, "tasks": len(result.submitted)})
         launch_record["submitted"] = len(result.submitted)
+        _branch_attempts(manifest, result)
         write_manifest(sweep_dir, manifest)
     else:  # debug: inline, blocking, in this process
         from aimscale.sweep.job import TrainJob
@@ -216,6 +240,7 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
                 manifest["runs"][run_id]["attempts"].append(
                     {"executor": "debug", "job_id": None, "submitted_at": time.time()}
                 )
+                _branch_attempts(manifest, result)
                 write_manifest(sweep_dir, manifest)
                 try:
                     TrainJob(run_dir, plan.job_probes())()
@@ -223,6 +248,20 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
                     print(f"run {run_id} failed: {type(err).__name__}: {err}")
                 launch_record["submitted"] += 1
         write_manifest(sweep_dir, manifest)
+
+
+def _branch_attempts(manifest: dict, result: LaunchResult) -> None:
+    """A branch is trained in its trunk's task: its latest attempt is the trunk's, marked
+    `task_of` (status reads the trunk's task for it)."""
+    for trunk_id, branch_ids in result.branches.items():
+        attempts = manifest["runs"][trunk_id]["attempts"]
+        if not attempts:
+            continue
+        record = {**attempts[-1], "task_of": trunk_id}
+        for branch_id in branch_ids:
+            own = manifest["runs"][branch_id].setdefault("attempts", [])
+            if not own or own[-1] != record:
+                own.append(record)
 
 
 def _record_provenance(sweep_dir: Path, launch_record: dict, index: int, snapshot: bool) -> str:

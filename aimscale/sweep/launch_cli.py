@@ -64,11 +64,15 @@ def run(args: argparse.Namespace) -> int:
             "arrays": [{"resource_class": a.resource.name, "tasks": len(a.run_ids)}
                        for a in result.arrays],
             "job_ids": result.job_ids, "warnings": result.warnings,
+            "branches": result.branches,
         }, indent=1))
         return 0
     verb = "would submit" if result.dry_run else "submitted"
     print(f"{plan.spec.name}: {verb} {len(result.submitted)} run(s) in {len(result.arrays)} "
           f"array(s) ({args.executor}); skipped {len(result.skipped)}")
+    branched = sum(len(ids) for ids in result.branches.values())
+    if branched:
+        print(f"  + {branched} cooldown branch(es), trained in their trunk's task")
     for array in result.arrays:
         res = array.resource
         print(f"  class {res.name}: {len(array.run_ids)} run(s), {res.nodes} node(s) x "

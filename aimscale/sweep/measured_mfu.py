@@ -42,7 +42,7 @@ def apply_measured_mfu(plan, measured: dict[str, tuple[float, int]]) -> list[str
     peak = plan.spec.cost.gpu_peak_flops
     for run in plan.runs:
         if run.resource_class in measured:
-            run.gpu_hours = run.total_flops / (peak * measured[run.resource_class][0]) / 3600.0
+            run.gpu_hours = run.spent_flops / (peak * measured[run.resource_class][0]) / 3600.0
     notes = [f"measured MFU of class {name}: {mfu:.3g} (median of {n} run(s))"
              for name, (mfu, n) in sorted(measured.items())]
     missing = sorted({r.resource_class for r in plan.runs} - set(measured))

@@ -20,9 +20,11 @@ from omegaconf import OmegaConf
 from aimscale import config as C
 from aimscale.flops import forward_flops, param_counts
 from aimscale.memory import run_memory
+from aimscale.sweep.data_sizes import family
 from aimscale.sweep.resources import ResourceClass
 from aimscale.sweep.size_rules import size_values
 from aimscale.sweep.spec import SweepSpec
+from aimscale.train.branches import flops_spent
 
 _plain = C.to_plain  # `launch` imports it by this name
 
@@ -46,6 +48,13 @@ class PlannedRun:
     gpu_hours: float
     size_values: dict[str, Any] = field(default_factory=dict)  # computed by the size rules
     memory: dict[str, Any] | None = None  # aimscale.memory estimate per GPU (+ fit, suggestion)
+    # a cooldown branch (aimscale/sweep/data_sizes.py): the run id of its trunk, whose task
+    # trains it, and the trunk step it starts from; None for every other run
+    branch_of: str | None = None
+    branch_step: int | None = None
+    # FLOPs its own training spends: a branch's cooldown only (the trunk's steps before its
+    # branch point are the trunk's); `total_flops` is the equivalent run's. None: total_flops
+    flops_spent: float | None = None
     _cfg: C.RunConfig | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -64,8 +73,13 @@ class PlannedRun:
             "head_flops_per_image": self.head_flops_per_image, "images_seen": self.images_seen,
             "patches_seen": self.patches_seen, "total_flops": self.total_flops,
             "gpu_hours": self.gpu_hours, "size_values": self.size_values,
-            "memory": self.memory,
+            "memory": self.memory, "branch_of": self.branch_of, "branch_step": self.branch_step,
+            "flops_spent": self.spent_flops,
         }
+
+    @property
+    def spent_flops(self) -> float:
+        return self.total_flops if self.flops_spent is None else self.flops_spent
 
 
 @dataclass
@@ -101,14 +115,15 @@ class Plan:
         return groups
 
     def totals(self) -> dict[str, dict[str, float]]:
-        """Runs, FLOPs and GPU-hours per resource class and overall ("all")."""
+        """Runs, FLOPs spent and GPU-hours per resource class and overall ("all"): a trunk's
+        steps are counted once, a branch's cooldown only."""
         out = {}
         for name, runs in [*self.by_class().items(), ("all", self.runs)]:
             resource = self.spec.resources.classes.get(name)
             gpus = resource.nodes * resource.gpus_per_node if resource else None
             out[name] = {
                 "runs": len(runs),
-                "total_flops": float(sum(r.total_flops for r in runs)),
+                "total_flops": float(sum(r.spent_flops for r in runs)),  # a trunk once
                 "gpu_hours": float(sum(r.gpu_hours for r in runs)),
                 **({"gpus_per_run": gpus} if gpus is not None else {}),
             }
@@ -211,31 +226,39 @@ def build_plan(spec: SweepSpec) -> Plan:
             resource = None
         if resource is not None:
             point_problems += _fit_problems(cfg, resource)
+        members: list[tuple[C.RunConfig, dict[str, str], str | None]] = [(cfg, axes, None)]
+        if spec.data_sizes and not point_problems:  # a trunk and its cooldown branches
+            members, family_problems = family(cfg, axes, spec.data_sizes)
+            point_problems += family_problems
+        for member, *_ in members if spec.data_sizes else []:
+            point_problems += _validate(member)
         if probes:
-            point_problems += _run_probe_problems(probes, cfg, probe_cache)
+            for member, *_ in members:
+                point_problems += _run_probe_problems(probes, member, probe_cache)
         if point_problems:
-            problems += [f"[{label}] {p}" for p in point_problems]
+            problems += [f"[{label}] {p}" for p in dict.fromkeys(point_problems)]
             continue
         memory = run_memory(cfg, resource, memory_cache)
-        run_id = C.run_id(cfg, axes)
-        if run_id in seen_ids:
-            problems.append(f"[{label}] gives the same run id {run_id} as {seen_ids[run_id]}; "
-                            "remove the duplicate axis value")
-            continue
-        seen_ids[run_id] = axes
-        cfg.sweep_name = spec.name
-        cfg.run_dir = f"{spec.sweep_dir}/{run_id}"
-        images = cfg.train.steps * cfg.train.batch_size
-        total = float(fpi) * images
-        runs.append(PlannedRun(
-            run_id=run_id, axes=axes, overrides=list(overrides), template=cfg,
-            resource_class=resource.name, trunk_params=trunk, head_params=head,
-            flops_per_image=fpi, head_flops_per_image=head_fpi, images_seen=images,
-            patches_seen=images * cfg.model.num_patches, total_flops=total,
-            gpu_hours=total / (spec.cost.gpu_peak_flops * spec.cost.mfu) / 3600.0,
-            size_values=sized,
-            memory=memory,
-        ))
+        for member, member_axes, branch_of in members:
+            run_id = C.run_id(member, member_axes)
+            if run_id in seen_ids:
+                problems.append(f"[{label}] gives the same run id {run_id} as "
+                                f"{seen_ids[run_id]}; remove the duplicate axis value")
+                continue
+            seen_ids[run_id] = member_axes
+            member.sweep_name = spec.name
+            member.run_dir = f"{spec.sweep_dir}/{run_id}"
+            images = member.train.steps * member.train.batch_size
+            spent = flops_spent(member, fpi)  # a branch: its cooldown only
+            runs.append(PlannedRun(
+                run_id=run_id, axes=member_axes, overrides=list(overrides), template=member,
+                resource_class=resource.name, trunk_params=trunk, head_params=head,
+                flops_per_image=fpi, head_flops_per_image=head_fpi, images_seen=images,
+                patches_seen=images * member.model.num_patches, total_flops=float(fpi) * images,
+                gpu_hours=spent / (spec.cost.gpu_peak_flops * spec.cost.mfu) / 3600.0,
+                size_values=sized, memory=memory, branch_of=branch_of,
+                branch_step=member.branch.step if branch_of else None, flops_spent=spent,
+            ))
     from aimscale.sweep.baselines import plan_baselines
 
     baselines, baseline_problems = plan_baselines(spec.baselines, spec.probes, runs,

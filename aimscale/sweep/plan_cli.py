@@ -86,11 +86,19 @@ def format_plan(plan, max_rows: int = 200) -> str:
         lines.append(
             f"{run.run_id:<44} {run.resource_class:<8} {_si(run.trunk_params):>7} "
             f"{_si(run.head_params):>7} {_si(run.flops_per_image):>9} {_si(run.images_seen):>8} "
-            f"{_si(run.patches_seen):>8} {_si(run.total_flops):>8} {run.gpu_hours:>9.3g} "
+            f"{_si(run.patches_seen):>8} {_si(run.spent_flops):>8} {run.gpu_hours:>9.3g} "
             f"{_memory_cells(run.memory)}"
         )
     if len(plan.runs) > max_rows:
         lines.append(f"... {len(plan.runs) - max_rows} more (use --json for all)")
+    branched = [run for run in plan.runs if run.branch_of]
+    if branched:
+        lines += ["", f"cooldown branches (data_sizes; FLOPs spent: the cooldown only, trained in "
+                      f"the trunk's task): {len(branched)}"]
+        for run in branched[:max_rows]:
+            lines.append(f"{run.run_id:<44} <- {run.branch_of} at step {run.branch_step}: "
+                         f"{_si(run.images_seen)} images, {_si(run.spent_flops)} FLOPs spent of "
+                         f"{_si(run.total_flops)}")
     if spec.size_rules:
         lines += ["", "size rules:", *(f"  {r.key} = {r.text}" for r in spec.size_rules)]
         for run in plan.runs[:max_rows]:

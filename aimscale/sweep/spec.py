@@ -9,6 +9,7 @@ zip: {model.width: [64, 128], model.heads: [2, 4]}             # advanced togeth
 variants: {causal: [model.attention=causal], prefix: []}       # named sets of overrides
 size_rules: {optim.lr: "3e-3 * (width / 128) ** -1"}           # values from the model size
 seeds: 3                                # replicates: a train.seed axis (aimscale/sweep/ablation.py)
+data_sizes: [6400, 12800, 25600]        # images; one wsd run + cooldown branches (data_sizes.py)
 compare: {factor: model.attention, baseline: prefix}           # what the report compares
 resources: {classes: {...}, rules: [{max_params: 2.0e8, class: small}, {class: large}]}
 cost: {gpu_peak_flops: 9.89e14, mfu: 0.4}
@@ -30,12 +31,13 @@ import yaml
 from aimscale.config import ConfigError, path_component
 from aimscale.sweep.ablation import SEED_KEY, Compare, parse_compare, seed_values
 from aimscale.sweep.baselines import parse_baselines
+from aimscale.sweep.data_sizes import parse_data_sizes
 from aimscale.sweep.resources import ResourcePolicy, parse_resources
 from aimscale.sweep.size_rules import SizeRule, parse_size_rules
 
 SPEC_KEYS = (
     "name", "sweep_dir", "base", "overrides", "grid", "zip", "variants", "resources", "cost",
-    "probe", "local", "size_rules", "seeds", "compare", "baselines",
+    "probe", "local", "size_rules", "seeds", "compare", "baselines", "data_sizes",
 )
 
 
@@ -75,6 +77,7 @@ class SweepSpec:
     resources: ResourcePolicy = field(default_factory=ResourcePolicy)
     size_rules: list[SizeRule] = field(default_factory=list)  # aimscale/sweep/size_rules.py
     compare: Compare | None = None  # aimscale/sweep/ablation.py
+    data_sizes: list[int] = field(default_factory=list)  # images; aimscale/sweep/data_sizes.py
     cost: CostModel = field(default_factory=CostModel)
     probes: list[dict[str, Any]] = field(default_factory=list)
     baselines: tuple[str, ...] = ()  # aimscale/sweep/baselines.py
@@ -185,6 +188,10 @@ def parse_spec(raw: dict[str, Any], cli_overrides: list[str] = (), path: str | N
             problems.append(f"axis {axis.key!r} appears twice (grid and zip?); vary it once")
         seen.add(axis.key)
     taken = seen | {o.split("=", 1)[0].lstrip("+~") for o in cli_plain}  # rules don't hide them
+    spec.data_sizes, size_problems = parse_data_sizes(raw.get("data_sizes"), taken)
+    problems += size_problems
+    if spec.data_sizes:
+        taken = taken | {"train.steps"}  # a size rule may not set it either
     spec.size_rules, rule_problems = parse_size_rules(raw.get("size_rules"), taken)
     problems += rule_problems
     if seeds and SEED_KEY in {o.split("=", 1)[0].lstrip("+~") for o in cli_plain}:

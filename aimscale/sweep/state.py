@@ -95,9 +95,10 @@ def sweep_states(sweep_dir: str | Path, manifest: dict[str, Any], with_loss: boo
             else:
                 scheduler_view = _slurm_state(views.get(attempt.get("job_id")))
         elif attempt and attempt.get("executor") == "local":
-            scheduler_view = _local_state(attempt, run_id, schedulers)
+            task = attempt.get("task_of", run_id)  # a cooldown branch: its trunk's task
+            scheduler_view = _local_state(attempt, task, schedulers)
             local = schedulers[attempt["scheduler_state"]]
-            job_id = local.get("runs", {}).get(run_id, {}).get("job_id")
+            job_id = local.get("runs", {}).get(task, {}).get("job_id")
             attempt = {**attempt, "job_id": job_id}
         elif attempt:
             scheduler_view = SchedulerView("gone")

@@ -137,6 +137,37 @@ class TrainConfig:
 
 
 @dataclass
+class BranchConfig:
+    """A cooldown branch (`aimscale.train.branches`): this run starts from the checkpoint of
+    run `trunk` at `step`, with its data position, optimiser and RNG, and trains the cooldown
+    from there to `train.steps`. `warmup` is the trunk's warmup in steps, so the schedule before
+    `step` is the trunk's. `trunk == ""` (the default): an ordinary run, and the section is left
+    out of the run's hash."""
+
+    trunk: str = ""  # the trunk's run id; its run directory is a sibling of this run's
+    step: int = 0  # the trunk's step the branch starts from: this run's cooldown start
+    warmup: int = 0  # the trunk's warmup, in steps
+
+    @property
+    def active(self) -> bool:
+        return bool(self.trunk)
+
+    def problems(self) -> list[str]:
+        if not self.active:
+            return []
+        found = []
+        if "/" in self.trunk or self.trunk in (".", ".."):
+            found.append(f"branch.trunk={self.trunk!r} must be a run id (the name of a sibling "
+                         "run directory), not a path")
+        if self.step < 1:
+            found.append(f"branch.step must be >= 1, got {self.step}")
+        if not 0 <= self.warmup <= self.step:
+            found.append(f"branch.warmup must be in [0, branch.step={self.step}], got "
+                         f"{self.warmup}")
+        return found
+
+
+@dataclass
 class LoggingConfig:
     """Where metrics go besides metrics.jsonl (which is always written and authoritative)."""
 

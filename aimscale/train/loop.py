@@ -32,13 +32,13 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from aimscale.config import RunConfig
+from aimscale.train import branches, distributed, rundir
 from aimscale.train import checkpoint as ckpt
-from aimscale.train import distributed, rundir
 from aimscale.train.distributed import DistEnv
 from aimscale.train.evaluate import validation_loss
 from aimscale.train.metrics import METRICS_FILE, MetricsWriter, read_metrics
 from aimscale.train.mfu import median_throughput, throughput_fields
-from aimscale.train.optim import build_optimizer, lr_at, set_lr
+from aimscale.train.optim import build_optimizer, set_lr
 from aimscale.train.progress import Progress
 from aimscale.train.rundir import RunRefused
 from aimscale.train.runstate import (
@@ -199,6 +199,11 @@ class _Trainer:
         if self.env.is_main:
             for moved in ckpt.quarantine_unreadable(self.run_dir, self._step_of(path)):
                 self.progress.message(f"unreadable checkpoint set aside as {moved}")
+        # cooldown branch (aimscale/train/branches.py): its first start loads the trunk's
+        # checkpoint at the branch point, and its metrics start as the trunk's up to there
+        branch_start = path is None and self.cfg.branch.active
+        if branch_start:
+            path = branches.trunk_checkpoint(self.cfg, self.run_dir)
         if path is None:
             self._prepare()
             return 0, 0, 0.0
@@ -209,7 +214,10 @@ class _Trainer:
         torch.set_rng_state(state["rng"]["torch_cpu"])
         if self.env.device.type == "cuda" and state["rng"].get("torch_cuda"):
             torch.cuda.set_rng_state_all(state["rng"]["torch_cuda"])
-        return int(state["step"]), int(state["metrics_offset"]), float(state["elapsed_s"])
+        offset = int(state["metrics_offset"])
+        if branch_start and self.env.is_main:
+            offset = branches.start_metrics(self.cfg, self.run_dir, offset)
+        return int(state["step"]), offset, float(state["elapsed_s"])
 
     @staticmethod
     def _step_of(path: Path | None) -> int:
@@ -290,10 +298,11 @@ class _Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         kept = cfg.train.kept_steps()
         self._last_step = step
+        lr_of = branches.lr_schedule(cfg)  # a branch cools down from its branch point
         self.started = time.perf_counter()
         last_row_time, last_row_step = self.started, step
         while step < self.total:
-            lr = lr_at(step, cfg.optim, self.total)
+            lr = lr_of(step)
             loss, grad_norm, skipped = self._step(model, params, step, lr)
             step += 1
             self._last_step = step
@@ -476,6 +485,7 @@ class _Trainer:
             "wall_time_s": last["time_s"],
             "skipped_images": last["skipped_images"],
             **median_throughput(rows),
+            **branches.summary_fields(self.cfg, self.flops_per_image),  # {} unless a branch
         }
         self.status.write("done", step)
         clear_error(self.run_dir)

@@ -8,17 +8,20 @@
   before S and a K-step cooldown after, which is what a cooldown branch trains with.
 
 Each schedule is a pure function of the step, so its whole state is the step number: nothing to
-pickle, and a resumed run cannot drift from an uninterrupted one. `lr_mult` of an optimiser group
+pickle, and a resumed run cannot drift from an uninterrupted one. (torch is imported only to
+build the optimiser: the planner computes schedules without it.) `lr_mult` of an optimiser group
 (μP: hidden matrices) scales the schedule's value for that group.
 """
 
 from __future__ import annotations
 
 import math
-
-import torch
+from typing import TYPE_CHECKING
 
 from aimscale.train.config import OptimConfig
+
+if TYPE_CHECKING:  # the schedules are planned without torch (aimscale.sweep.data_sizes)
+    import torch
 
 
 def warmup_steps(cfg: OptimConfig, total_steps: int) -> int:
@@ -69,6 +72,8 @@ def lr_at(
 def build_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
     """AdamW over the model's own groups (`AIM.param_groups`: no decay on biases, norms,
     positions; μP's per-group `lr_mult`)."""
+    import torch
+
     groups = model.param_groups(cfg.weight_decay)
     for group in groups:
         group["lr"] = cfg.lr * group.setdefault("lr_mult", 1.0)
