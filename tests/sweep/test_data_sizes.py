@@ -108,3 +108,14 @@ def test_launch_trains_the_family_in_one_task_and_collect_has_branch_of(tmp_path
     # a second launch finds the whole family done and submits nothing
     again = launch(plan, executor="debug")
     assert again.submitted == [] and set(again.skipped.values()) == {"done"}
+
+
+def test_baselines_are_owned_by_trunks_never_by_branches(tmp_path):
+    """A branch is trained inside its trunk's task, so only a trunk's job can compute a baseline."""
+    probe = {"kind": "both", "dataset": "synthetic", "limit_train": 200, "limit_test": 100,
+             "epochs": 1, "batch_size": 64}
+    plan = build_plan(spec_of(tmp_path, grid={"model.width": "32,64"}, probe=[probe],
+                              baselines=["pixels", "untrained"]))
+    trunks = {r.run_id for r in plan.runs if r.branch_of is None}
+    assert sorted(b.features for b in plan.baselines) == ["pixels", "untrained", "untrained"]
+    assert {b.owner for b in plan.baselines} <= trunks
