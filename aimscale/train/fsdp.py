@@ -24,6 +24,10 @@ import torch
 
 from aimscale.train.distributed import DistEnv
 
+# the meshes `shard_model` made: each holds the process group, and DTensor's global caches of
+# sharding specs keep the meshes alive after the model is gone (`release_meshes`)
+_MESHES: list = []
+
 
 def bf16_params(precision: str, device: torch.device) -> bool:
     """Whether FSDP all-gathers bf16 parameters: the loop's autocast choice (`precision`)."""
@@ -40,6 +44,7 @@ def shard_model(model: torch.nn.Module, env: DistEnv, precision: str) -> torch.n
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     mesh = init_device_mesh(env.device.type, (env.world_size,))
+    _MESHES.append(mesh)
     if bf16_params(precision, env.device):
         policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
     else:
@@ -49,6 +54,17 @@ def shard_model(model: torch.nn.Module, env: DistEnv, precision: str) -> torch.n
         fully_shard(block, mesh=mesh, mp_policy=policy)
     fully_shard(model, mesh=mesh, mp_policy=policy)
     return model
+
+
+def release_meshes() -> None:
+    """Drop our meshes' references to the process group, so that destroying the group frees it
+    and joins its gloo threads (left running, they can abort the interpreter at exit, see
+    `aimscale.train.distributed.teardown`). The registry is a private attribute of DeviceMesh
+    (torch 2.13); without it there is nothing to drop."""
+    while _MESHES:
+        registry = getattr(_MESHES.pop(), "_pg_registry", None)
+        if isinstance(registry, dict):
+            registry.clear()
 
 
 def is_sharded(model: torch.nn.Module) -> bool:
