@@ -133,6 +133,30 @@ def test_probe_trunk_from_fsdp_checkpoint_equals_the_ddp_twin(fsdp_pair):
     torch.testing.assert_close(feats[two], feats[one], rtol=0, atol=TOLERANCE)
 
 
+def test_restore_a_dcp_checkpoint_into_a_plain_model_on_one_process(fsdp_pair):
+    """What a branch or a DDP run does with an FSDP run's checkpoint: model and optimiser
+    restored un-sharded, without a process group, equal to the whole checkpoint read back."""
+    from aimscale.model import AIM
+    from aimscale.train.checkpoint import restore_checkpoint
+    from aimscale.train.optim import build_optimizer
+
+    two, _, _ = fsdp_pair
+    cfg, weights = load_model_weights(two, 3)
+    model = AIM(cfg.model)
+    optimizer = build_optimizer(model, cfg.optim)
+    state = restore_checkpoint(checkpoint_path(two, 3), model, optimizer)
+    assert state["step"] == 3 and "model" not in state
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, weights[name]), name
+    full = load_checkpoint(checkpoint_path(two, 3))["optimizer"]["state"]
+    names = {p: n for n, p in model.named_parameters()}
+    restored = {names[p]: s for p, s in optimizer.state.items()}
+    assert restored.keys() == full.keys()
+    for name, moments in restored.items():
+        assert torch.equal(moments["exp_avg_sq"], full[name]["exp_avg_sq"]), name
+        assert float(moments["step"]) == 3
+
+
 def test_one_process_fsdp_resumes_past_torn_dcp_and_rotates(tmp_path):
     """World size 1 has nothing to shard but writes the same `.dcp` directories: a stop, a torn
     final-named directory and a temp directory of a killed writer, then a resume that equals
