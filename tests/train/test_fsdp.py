@@ -208,6 +208,20 @@ def test_fsdp_with_activation_checkpointing_equals_without(fsdp_pair, tmp_path):
     _assert_weights_close(two, ac)
 
 
+@pytest.mark.slow
+def test_a_pt_checkpoint_restores_into_fsdp_ranks(fsdp_pair, tmp_path):
+    """A DDP (`.pt`) checkpoint, e.g. the start of a branch, loads into a sharded model and its
+    optimiser: the gathered state equals the file. (Optimiser order: the run's own groups.)"""
+    _, _, one = fsdp_pair
+    report = tmp_path / "report.json"
+    script = Path(__file__).with_name("fsdp_restore_report.py")
+    result = _torchrun(str(script), str(one), "3", str(report))
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(report.read_text())
+    assert found["sharded"] and found["step"] == 3 and found["suffix"] == ".pt"
+    assert found["weights"] == 0.0 and found["moments"] == 0.0, found
+
+
 KILL_STEPS = 16
 KILL_RUN = [*TINY, *SYNTHETIC, f"train.steps={KILL_STEPS}", "train.log_every=1",
             "train.eval_every=8", "train.checkpoint_every=4", "train.keep_checkpoints=2",
