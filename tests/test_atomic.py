@@ -55,3 +55,25 @@ def test_temp_files_of_killed_writes_are_recognised_and_removed(tmp_path):
     (tmp_path / "notes.tmp").write_text("mine")
     assert remove_temp_files(tmp_path) == [tmp_path / temp_name]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.tmp", "status.json"]
+
+
+def test_temp_dirs_of_killed_directory_writes_are_removed(tmp_path):
+    """A sharded checkpoint is written into `make_temp_dir`'s directory, then renamed; a kill
+    before the rename leaves that directory, which `remove_temp_files` deletes with its files."""
+    from aimscale.atomic import make_temp_dir, replace_dir
+
+    target = tmp_path / "step_00000004.dcp"
+    done = make_temp_dir(target)
+    (done / "shard").write_bytes(b"1")
+    replace_dir(done, target)
+    torn = make_temp_dir(tmp_path / "step_00000008.dcp")
+    assert is_temp_file(torn.name) and torn.parent == tmp_path
+    (torn / "shard").write_bytes(b"partial")
+    assert remove_temp_files(tmp_path) == [torn]
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+    assert (target / "shard").read_bytes() == b"1"
+    again = make_temp_dir(target)  # replacing an existing directory
+    (again / "shard").write_bytes(b"2")
+    replace_dir(again, target)
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+    assert (target / "shard").read_bytes() == b"2"

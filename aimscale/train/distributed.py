@@ -83,6 +83,9 @@ def _import_group_defaults() -> None:
 def teardown(env: DistEnv) -> None:
     """Destroy the group we created and free it, which joins its communication threads; call
     after every reference to a DDP wrapper of the model is dropped."""
+    from aimscale.train.fsdp import release_meshes
+
+    release_meshes()  # FSDP's device meshes hold the group too
     if env.owns_group and dist.is_initialized():
         dist.destroy_process_group()
         gc.collect()  # a reference cycle may still hold the group

@@ -15,7 +15,8 @@ uninterrupted one without relying on where the RNG stream stood. The data stream
 function of its position (see `aimscale.data.stream`), which every checkpoint stores.
 
 Files (docs/ARCHITECTURE.md, "Run directory"): only rank 0 writes, holding the run directory's
-lock (`aimscale.train.rundir`); every other rank only reads checkpoints.
+lock (`aimscale.train.rundir`); every other rank only reads checkpoints, except that under
+`train.strategy=fsdp` (`aimscale.train.fsdp`) every rank writes its own shards of each checkpoint.
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ class _Trainer:
                 f"× world_size = {self.micro} × {world}; change one of them"
             )
         self.accum = cfg.train.batch_size // (self.micro * world)
+        self.fsdp = cfg.train.strategy == "fsdp"  # [fsdp] sharded model, DCP checkpoints
         if self.env.is_main:  # which code, packages, host and job this start runs
             from aimscale.provenance import write_provenance
 
@@ -158,6 +160,10 @@ class _Trainer:
             from aimscale.train.act_ckpt import apply_activation_checkpointing
 
             apply_activation_checkpointing(self.model)
+        if self.fsdp:  # [fsdp] shard before the optimiser is built over the parameters
+            from aimscale.train.fsdp import shard_model
+
+            shard_model(self.model, env, cfg.train.precision)
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.data = build_pretrain_data(
             cfg.data, cfg.model, cfg.train.seed, env.rank, env.world_size
@@ -207,9 +213,7 @@ class _Trainer:
         if path is None:
             self._prepare()
             return 0, 0, 0.0
-        state = ckpt.load_checkpoint(path)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        state = ckpt.restore_checkpoint(path, self.model, self.optimizer)  # [fsdp] either format
         self.data.load_state_dict(self._my_data_state(state))
         torch.set_rng_state(state["rng"]["torch_cpu"])
         if self.env.device.type == "cuda" and state["rng"].get("torch_cuda"):
@@ -286,7 +290,7 @@ class _Trainer:
         cfg, env = self.cfg, self.env
         model: torch.nn.Module = self.model
         self.ddp = None
-        if env.distributed:
+        if env.distributed and not self.fsdp:  # [fsdp] FSDP reduces the gradients itself
             device_ids = [env.device] if env.device.type == "cuda" else None
             # buffers (codebook, orders) are identical on every rank by construction
             model = self.ddp = DistributedDataParallel(
@@ -318,7 +322,7 @@ class _Trainer:
                 )
                 if evaluate:
                     row["val_loss"] = validation_loss(
-                        self.model, self.val_images, env, self._autocast
+                        self.model, self.val_images, env, self._autocast, lockstep=self.fsdp
                     )
                 last_row_time, last_row_step = now, step
                 self._log(row)
@@ -374,6 +378,10 @@ class _Trainer:
         torch._foreach_mul_(grads, scale)
         max_norm = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        if self.fsdp:  # [fsdp] the global norm over the sharded gradients, as a plain tensor
+            from aimscale.train.fsdp import local_value
+
+            grad_norm = local_value(grad_norm)
         loss = loss_sum / total_targets
         self._track_finite(step + 1, loss, grad_norm, lr)
         self.optimizer.step()
@@ -445,22 +453,30 @@ class _Trainer:
     def _save(self, step: int, kept: list[int]) -> None:
         self._check_finite()  # never checkpoint diverged weights
         data_ranks = distributed.all_gather_objects(self.env, self.data.state_dict())
-        if not self.env.is_main:
-            return
         rng = {"torch_cpu": torch.get_rng_state()}
         if self.env.device.type == "cuda":
             rng["torch_cuda"] = torch.cuda.get_rng_state_all()
+        rng_ranks = distributed.all_gather_objects(self.env, rng)
+        # [fsdp] every rank writes its shards; rank 0 alone the rest of the state
+        sharded = (self.model, self.optimizer) if self.fsdp else None
+        if not self.env.is_main:
+            if sharded is not None:
+                ckpt.save_checkpoint(self.run_dir, step, None, 0, (), sharded=sharded)
+            return
         state = {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
             "scheduler": {"step": step, "total_steps": self.total},  # lr_at(step) is the rest
             "rng": rng,
+            "rng_ranks": rng_ranks,
             "data": data_ranks[0],
             "data_ranks": data_ranks,
             "metrics_offset": self.writer.offset(),
             "elapsed_s": self._elapsed(),
         }
-        ckpt.save_checkpoint(self.run_dir, step, state, self.cfg.train.keep_checkpoints, kept)
+        if sharded is None:
+            state["model"] = self.model.state_dict()
+            state["optimizer"] = self.optimizer.state_dict()
+        ckpt.save_checkpoint(self.run_dir, step, state, self.cfg.train.keep_checkpoints, kept,
+                             sharded=sharded)
 
     def _finish(self, step: int) -> dict[str, Any]:
         """Write summary.json (last) from metrics.jsonl, the authoritative record."""
