@@ -1,6 +1,7 @@
 """Tables of a sweep for the analysis: one row per run, and the training curves.
 
-`runs`: run_id, status, every config leaf as a dotted column (`model.width`), `variant`, `seed`
+`runs`: run_id, status (with `train_status` and `probe_status`, the two sides of it, see
+`aimscale status`), every config leaf as a dotted column (`model.width`), `variant`, `seed`
 (= `train.seed`), the summary (params, FLOPs, images/patches seen, final/best losses) and probe
 results (`probe.<name>.top1` / `.top5`). `curves`: metrics.jsonl rows with their run_id. Only
 complete files are read: summary/status/probe files are written atomically, and a last metrics
@@ -119,6 +120,8 @@ def collect(sweep_dir: str | Path, with_state: bool = True, warnings: list[str] 
         state = known.state if known else (
             "done" if (run_dir / "summary.json").exists() else "new")
         row = run_row(run_id, run_dir, entry, state, manifest.get("base_config"))
+        row["train_status"] = known.train if known else state
+        row["probe_status"] = known.probe if known else None
         try:
             metrics = read_jsonl(run_dir / "metrics.jsonl")
         except UnreadableFileError as err:

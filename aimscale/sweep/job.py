@@ -1,4 +1,6 @@
-"""The callable a sweep submits: train one run (resuming from its directory), then its probes.
+"""The callable a sweep submits for training: train one run (resuming from its directory).
+
+The spec's probes are not run here: they are their own jobs (`probe_job.py`), after this one.
 
 Requeue through submitit's public protocol only (`submitit.helpers.Checkpointable`): on the
 preemption/time-out signal submitit calls `checkpoint()`, dumps the DelayedSubmission it
@@ -22,7 +24,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +49,9 @@ class StopFlag:
 
 @dataclass
 class TrainJob(submitit.helpers.Checkpointable):
-    """Pre-train the run in `run_dir` (its config.yaml), then run `probes` (probe config dicts)."""
+    """Pre-train the run in `run_dir` (its config.yaml)."""
 
     run_dir: str
-    probes: list[dict[str, Any]] = field(default_factory=list)
 
     def __call__(self) -> dict[str, Any]:
         self._flag = StopFlag()
@@ -90,19 +91,7 @@ class TrainJob(submitit.helpers.Checkpointable):
         cfg.run_dir = self.run_dir
         result = train(cfg, stop_requested=self._flag)
         self._training = False
-        if result.get("status") != "stopped" and self._rank == 0:
-            self.run_probes()
         return result
-
-    def run_probes(self) -> list[dict[str, Any]]:
-        if not self.probes:
-            return []
-        from aimscale.probe.run import run_probes
-
-        results = []
-        for probe in self.probes:
-            results += run_probes(self.run_dir, dict(probe))
-        return results
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         """submitit's contract (preemption or time-out): stop training at the end of the current
@@ -115,7 +104,7 @@ class TrainJob(submitit.helpers.Checkpointable):
                 self._beat()
         print(f"aimscale: stopped at a step boundary; requeueing job "
               f"{getattr(self, '_job_id', '')}", file=sys.stderr, flush=True)
-        return submitit.helpers.DelayedSubmission(TrainJob(self.run_dir, list(self.probes)))
+        return submitit.helpers.DelayedSubmission(TrainJob(self.run_dir))
 
     def _beat(self) -> None:
         """Rank 0: touch status.json if this job's trainer wrote it (not an earlier run's)."""
@@ -129,4 +118,4 @@ class TrainJob(submitit.helpers.Checkpointable):
             pass
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"run_dir": self.run_dir, "probes": self.probes}  # never the thread or the flag
+        return {"run_dir": self.run_dir}  # never the thread or the flag
