@@ -80,8 +80,9 @@ class ProbeJob(submitit.helpers.Checkpointable):
             if write:
                 write_probe_status(run_dir, "blocked", reason=reason)
             return {"state": "blocked", "reason": reason}
+        started = time.time()
         if write:
-            write_probe_status(run_dir, "running", probes=self.probes)
+            write_probe_status(run_dir, "running", probes=self.probes, started_at=started)
         names = []
         try:
             for probe in self.probes:
@@ -93,7 +94,8 @@ class ProbeJob(submitit.helpers.Checkpointable):
                                    traceback=traceback.format_exc()[-4000:])
             return {"state": "failed", "error": message}
         if write:
-            write_probe_status(run_dir, "done", probes=self.probes, results=names)
+            write_probe_status(run_dir, "done", probes=self.probes, results=names,
+                               started_at=started)
         return {"state": "done", "results": names}
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
