@@ -12,7 +12,7 @@ seeds: 3                                # replicates: a train.seed axis (aimscal
 compare: {factor: model.attention, baseline: prefix}           # what the report compares
 resources: {classes: {...}, rules: [{max_params: 2.0e8, class: small}, {class: large}]}
 cost: {gpu_peak_flops: 9.89e14, mfu: 0.4}
-probe: [{name: linear, ...}]            # run after each pre-training run
+probe: [{name: linear, ...}]            # probe jobs, each after its pre-training run
 local: {max_parallel: 2}
 ```
 Axis values use Hydra's sweep syntax (`64,128`, `range(2,8,2)`, `choice(a,b)`) or YAML lists.

@@ -13,6 +13,7 @@ import copy
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -156,3 +157,77 @@ def test_local_probes_run_after_their_run_as_separate_items(tmp_path, lrs):
     assert retry["submitted"] == [] and retry["probed"] == [lost]
     assert retry["probe_arrays"] == [{"resource_class": "probe", "tasks": 1,
                                       "after_training": False}]
+
+
+def test_probe_states_from_squeue_and_cancel_cancels_both_arrays(tmp_path):
+    """squeue replaced by a canned answer (test_slurm_faults_offline.py): training array 7,
+    probe array 8 (task i after training task i). Every probe state is read from squeue and the
+    run files; `aimscale cancel` scancels the live task of each array."""
+    from test_slurm_faults_offline import DONE, RUNNING, cli, fake_slurm, slurm_sweep, squeue_says
+
+    from aimscale.atomic import atomic_write_json
+    from aimscale.sweep.manifest import read_manifest, write_manifest
+
+    env = fake_slurm(tmp_path)
+    failed = {"status.json": {"state": "failed", "step": 2, "total_steps": 10},
+              "error.txt": "training diverged at step 2"}
+    probed = {**DONE, "probe_status.json": {"state": "done", "probes": [PROBE]}}
+    wrong = {**DONE, "probe_status.json": {"state": "done", "probes": [{"kind": "attentive"}]}}
+    broke = {**DONE, "probe_status.json": {"state": "failed", "probes": [PROBE],
+                                           "error": "ProbeError: no such data set"}}
+    sweep_dir = slurm_sweep(tmp_path, {
+        "waiting": RUNNING,   # training runs, its probe task waits for it
+        "probing": DONE,      # trained, its probe task runs
+        "blocked": failed,    # training failed: SLURM cancelled the probe task
+        "done": probed,       # probed with the spec's probes
+        "other": wrong,       # probed with other probes: not done, and no probe task yet
+        "broke": broke,       # the probe task failed
+        "never": failed,      # failed before probes were recorded at all
+    })
+    manifest = read_manifest(sweep_dir)
+    manifest["spec"] = {"probe": [PROBE]}
+    for run_id, entry in manifest["runs"].items():  # probe task i after training task i
+        index = entry["attempts"][0]["job_id"].split("_")[1]
+        if run_id not in ("other", "never"):
+            entry["probe_attempts"] = [{"executor": "slurm", "job_id": f"8_{index}",
+                                        "submitted_at": entry["attempts"][0]["submitted_at"],
+                                        "folder": "x"}]
+    write_manifest(sweep_dir, manifest)
+    for run_id in ("done", "broke"):  # written by the probe task, after its submission
+        path = sweep_dir / run_id / "probe_status.json"
+        atomic_write_json(path, json.loads(path.read_text()))
+    squeue_says(env, ["7_0|RUNNING|None", "8_0|PENDING|Dependency",
+                      "7_1|COMPLETED|None", "8_1|RUNNING|None",
+                      "7_2|FAILED|NonZeroExitCode", "8_2|CANCELLED|DependencyNeverSatisfied",
+                      "7_3|COMPLETED|None", "8_3|COMPLETED|None",
+                      "7_4|COMPLETED|None",
+                      "7_5|COMPLETED|None", "8_5|FAILED|NonZeroExitCode",
+                      "7_6|FAILED|NonZeroExitCode"])
+    out = cli(env, "status", str(sweep_dir), "--json")
+    assert out.returncode == 1, out.stderr  # a training and a probe task failed
+    st = json.loads(out.stdout)
+    got = {r["run_id"]: (r["state"], r["train"], r["probe"]) for r in st["runs"]}
+    assert got == {
+        "waiting": ("running", "running", "pending"),
+        "probing": ("probing", "done", "running"),
+        "blocked": ("failed", "failed", "blocked"),
+        "done": ("done", "done", "done"),
+        "other": ("done", "done", "new"),
+        "broke": ("done", "done", "failed"),
+        "never": ("failed", "failed", "blocked"),
+    }, got
+    notes = {r["run_id"]: r["probe_error"] for r in st["runs"]}
+    assert "training failed" in notes["blocked"] and "no such data set" in notes["broke"]
+    assert st["probe_counts"]["blocked"] == 2 and st["probe_counts"]["done"] == 1
+    text = cli(env, "status", str(sweep_dir)).stdout
+    assert "probe error: ProbeError: no such data set" in text
+    cancel = cli(env, "cancel", str(sweep_dir), "--json")
+    assert cancel.returncode == 0, cancel.stderr
+    result = json.loads(cancel.stdout)
+    assert result["cancelled"] == ["probing", "waiting"]
+    assert result["probes_cancelled"] == ["probing", "waiting"]
+    assert "scancel 7_0 8_0 8_1" in Path(env["FAKE_SLURM"], "calls").read_text()
+    manifest = read_manifest(sweep_dir)
+    assert manifest["runs"]["waiting"]["attempts"][-1]["cancelled_at"]
+    assert all(manifest["runs"][r]["probe_attempts"][-1]["cancelled_at"]
+               for r in ("waiting", "probing"))
