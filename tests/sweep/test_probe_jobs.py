@@ -74,7 +74,7 @@ def test_slurm_probe_array_after_training_and_a_failed_training_blocks_its_probe
     # the same task index in both arrays: probe task i waits for training task i
     assert {r: j.split("_")[1] for r, j in out["probe_job_ids"].items()} == {
         r: j.split("_")[1] for r, j in out["job_ids"].items()}
-    st, seen = watch(sweep_dir, 300)
+    st, seen = watch(sweep_dir, 600)
     for run_id, train, probe in seen:  # never probed before its training is done
         assert probe in ("pending", "blocked") or train == "done", (run_id, train, probe)
     assert any(p == "pending" and t in ("pending", "running") for _, t, p in seen), seen
