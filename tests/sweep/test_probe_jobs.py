@@ -231,3 +231,41 @@ def test_probe_states_from_squeue_and_cancel_cancels_both_arrays(tmp_path):
     assert manifest["runs"]["waiting"]["attempts"][-1]["cancelled_at"]
     assert all(manifest["runs"][r]["probe_attempts"][-1]["cancelled_at"]
                for r in ("waiting", "probing"))
+
+
+def test_probe_resource_class_given_default_and_reserved(tmp_path):
+    from aimscale.config import ConfigError
+    from aimscale.sweep.resources import parse_resources
+
+    gpu = {"classes": {"big": {"gpus_per_node": 8, "nodes": 4, "mem_gb": 800, "partition": "gpu",
+                               "account": "lab", "time_min": 2880, "gpu": "H100-SXM"},
+                       "small": {"gpus_per_node": 4, "mem_gb": 400, "partition": "gpu",
+                                 "time_min": 600}},
+           "rules": [{"max_params": 1.0e8, "class": "small"}, {"class": "big"}]}
+    default = parse_resources(gpu).probe_class  # one GPU of the smallest class, its share
+    assert (default.name, default.nodes, default.gpus_per_node, default.ranks_per_node,
+            default.mem_gb, default.partition, default.time_min) == (
+        "probe", 1, 1, 1, 100.0, "gpu", 120.0)
+    given = parse_resources({**gpu, "classes": {**gpu["classes"], "probe": {
+        "gpus_per_node": 2, "time_min": 30}}})
+    assert "probe" not in given.classes  # not a training class
+    assert (given.probe_class.gpus_per_node, given.probe_class.time_min) == (2, 30.0)
+    try:
+        parse_resources({"classes": {"probe": {}}, "rules": [{"class": "probe"}]})
+    except ConfigError as err:
+        assert "reserved for the probe tasks" in str(err)
+    else:
+        raise AssertionError("a rule assigning training to the probe class was accepted")
+    spec = write_spec(tmp_path / "s.yaml", "planprobe", tmp_path / "sweep", probe=[PROBE],
+                      resources={"classes": {"cpu": {"cpus_per_task": 1, "mem_gb": 2},
+                                             "probe": {"cpus_per_task": 2, "time_min": 15}}})
+    text = aimscale("plan", str(spec)).stdout
+    assert "probes: 1 task(s) on class probe (resources.classes.probe)" in text
+    assert "15 min" in text
+    plan = json.loads(aimscale("plan", str(spec), "--json").stdout)
+    assert plan["probe_resource_class"]["cpus_per_task"] == 2
+    assert plan["probe_resource_class"]["tasks"] == 1
+    bad = write_spec(tmp_path / "b.yaml", "bad", tmp_path / "sweep",
+                     resources={"classes": {"probe": {}}, "rules": [{"class": "probe"}]})
+    out = aimscale("plan", str(bad), check=False)
+    assert out.returncode == 2 and "reserved for the probe tasks" in out.stderr
