@@ -1,8 +1,10 @@
 """`aimscale cancel SWEEP_DIR [RUN_IDS ...]`: cancel runs on SLURM (scancel) and record it.
 
-Without run ids every run that is queued or running is cancelled. The manifest records the
-cancel on the run's latest attempt (`cancelled_at`), so `status` shows `cancelled`, a plain
-`launch` leaves the run alone and `launch --retry-failed` resumes it from its last checkpoint.
+Without run ids every run that is queued or running is cancelled. Both arrays are cancelled: the
+run's training task and its probe task (`probe_attempts`), whichever is still queued or
+running. The manifest records the cancel on the latest attempt of each (`cancelled_at`), so
+`status` shows `cancelled`, a plain `launch` leaves the run alone and `launch --retry-failed`
+resumes it from its last checkpoint (and probes it again).
 Exit codes: 0 cancelled (or nothing to cancel), 1 SLURM did not answer or another launch holds
 the sweep, 2 unknown run ids, runs on another executor, or no readable sweep.json.
 """
@@ -27,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from aimscale.sweep import slurm
     from aimscale.sweep.manifest import LaunchLocked, latest_attempt, launch_lock, write_manifest
+    from aimscale.sweep.probe_state import PROBE_LIVE
     from aimscale.sweep.state import sweep_states
     from aimscale.sweep.status_cli import load_manifest
 
@@ -45,15 +48,19 @@ def run(args: argparse.Namespace) -> int:
                 return 2
             wanted = set(args.run_ids or runs)
             warnings: list[str] = []
-            states = {s.run_id: s.state for s in sweep_states(args.sweep_dir, manifest,
-                                                              with_loss=False, warnings=warnings)}
+            states = {s.run_id: s for s in sweep_states(args.sweep_dir, manifest,
+                                                        with_loss=False, warnings=warnings)}
             targets = {r: latest_attempt(runs[r]) for r in runs
-                       if r in wanted and states.get(r) in CANCELLABLE}
-            if any(s == "unknown" for r, s in states.items() if r in wanted):
+                       if r in wanted and states[r].train in CANCELLABLE}
+            probe_targets = {r: runs[r]["probe_attempts"][-1] for r in runs
+                             if r in wanted and states[r].probe in PROBE_LIVE}
+            if any(s.state == "unknown" or s.probe == "unknown"
+                   for r, s in states.items() if r in wanted):
                 print(f"aimscale cancel: {warnings[0] if warnings else 'SLURM did not answer'}; "
                       "nothing was cancelled", file=sys.stderr)
                 return 1
-            other = sorted(r for r, a in targets.items() if a.get("executor") != "slurm")
+            other = sorted({r for group in (targets, probe_targets) for r, a in group.items()
+                            if a.get("executor") != "slurm"})
             if other:
                 print(f"aimscale cancel: {len(other)} run(s) are not on SLURM (e.g. {other[0]});"
                       " cancel supports the slurm executor: stop a local sweep's scheduler "
@@ -61,25 +68,29 @@ def run(args: argparse.Namespace) -> int:
                 return 2
             # a cooldown branch shares its trunk's job: each job once
             job_ids = list(dict.fromkeys(a["job_id"] for a in targets.values()))
+            job_ids += sorted({a["job_id"] for a in probe_targets.values()} - set(job_ids))
             try:
                 slurm.cancel(job_ids)
             except slurm.SlurmUnavailable as err:
                 print(f"aimscale cancel: {err}; nothing was recorded", file=sys.stderr)
                 return 1
             now = time.time()
-            for attempt in targets.values():
+            for attempt in [*targets.values(), *probe_targets.values()]:
                 attempt["cancelled_at"] = now
-            if targets:
+            cancelled = sorted(set(targets) | set(probe_targets))
+            if cancelled:
                 manifest.setdefault("cancels", []).append(
-                    {"at": now, "runs": sorted(targets), "job_ids": job_ids})
+                    {"at": now, "runs": cancelled, "job_ids": job_ids})
                 write_manifest(args.sweep_dir, manifest)
     except LaunchLocked as err:
         print(f"aimscale cancel: {err}", file=sys.stderr)
         return 1
-    skipped = sorted(wanted - set(targets))
+    skipped = sorted(wanted - set(cancelled))
     if args.json:
-        print(json.dumps({"cancelled": sorted(targets), "job_ids": job_ids,
-                          "skipped": {r: states.get(r) for r in skipped}}))
+        print(json.dumps({"cancelled": cancelled, "job_ids": job_ids,
+                          "probes_cancelled": sorted(probe_targets),
+                          "skipped": {r: states[r].state for r in skipped}}))
     else:
-        print(f"cancelled {len(targets)} run(s); {len(skipped)} had nothing to cancel")
+        print(f"cancelled {len(cancelled)} run(s) ({len(probe_targets)} probe task(s)); "
+              f"{len(skipped)} had nothing to cancel")
     return 0

@@ -1,6 +1,7 @@
 """Tables of a sweep for the analysis: one row per run, and the training curves.
 
-`runs`: run_id, status, every config leaf as a dotted column (`model.width`), `variant`, `seed`
+`runs`: run_id, status (with `train_status` and `probe_status`, the two sides of it, see
+`aimscale status`), every config leaf as a dotted column (`model.width`), `variant`, `seed`
 (= `train.seed`), `branch_of` (the trunk of a cooldown branch, empty for other runs) and
 `flops_spent` (a branch's cooldown; `total_flops` is its equivalent run's), the summary
 (params, FLOPs, images/patches seen, final/best losses) and probe results
@@ -129,6 +130,8 @@ def collect(sweep_dir: str | Path, with_state: bool = True, warnings: list[str] 
         state = known.state if known else (
             "done" if (run_dir / "summary.json").exists() else "new")
         row = run_row(run_id, run_dir, entry, state, manifest.get("base_config"))
+        row["train_status"] = known.train if known else state
+        row["probe_status"] = known.probe if known else None
         try:
             metrics = read_jsonl(run_dir / "metrics.jsonl")
         except UnreadableFileError as err:

@@ -1,4 +1,6 @@
-"""The callable a sweep submits: train one run (resuming from its directory), then its probes.
+"""The callable a sweep submits for training: train one run (resuming from its directory).
+
+The spec's probes are not run here: they are their own jobs (`probe_job.py`), after this one.
 
 Requeue through submitit's public protocol only (`submitit.helpers.Checkpointable`): on the
 preemption/time-out signal submitit calls `checkpoint()`, dumps the DelayedSubmission it
@@ -22,7 +24,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +49,10 @@ class StopFlag:
 
 @dataclass
 class TrainJob(submitit.helpers.Checkpointable):
-    """Pre-train the run in `run_dir` (its config.yaml) and its cooldown branches, if any, then
-    run `probes` (probe config dicts) on each."""
+    """Pre-train the run in `run_dir` (its config.yaml), then its cooldown branches, if any
+    (probes are their own jobs: `aimscale.sweep.probe_job`)."""
 
     run_dir: str
-    probes: list[dict[str, Any]] = field(default_factory=list)
 
     def __call__(self) -> dict[str, Any]:
         self._flag = StopFlag()
@@ -102,27 +103,7 @@ class TrainJob(submitit.helpers.Checkpointable):
                 self._training = False
                 return outcome
         self._training = False
-        if self._rank == 0:
-            self.run_probes()
         return result
-
-    def run_probes(self) -> list[dict[str, Any]]:
-        """The spec's probes on the run and on each of its branches."""
-        if not self.probes:
-            return []
-        from aimscale.probe.run import run_probes
-        from aimscale.sweep.baselines import run_baseline_probe
-        from aimscale.train.branches import branch_dirs
-
-        results = []
-        for probe in self.probes:  # a sweep baseline: only its owner run's job computes it
-            if "baseline" in probe:
-                results += run_baseline_probe(self.run_dir, probe)
-        for run_dir in [self.run_dir, *map(str, branch_dirs(self.run_dir))]:
-            for probe in self.probes:
-                if "baseline" not in probe:
-                    results += run_probes(run_dir, dict(probe))
-        return results
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         """submitit's contract (preemption or time-out): stop training at the end of the current
@@ -135,7 +116,7 @@ class TrainJob(submitit.helpers.Checkpointable):
                 self._beat()
         print(f"aimscale: stopped at a step boundary; requeueing job "
               f"{getattr(self, '_job_id', '')}", file=sys.stderr, flush=True)
-        return submitit.helpers.DelayedSubmission(TrainJob(self.run_dir, list(self.probes)))
+        return submitit.helpers.DelayedSubmission(TrainJob(self.run_dir))
 
     def _beat(self) -> None:
         """Rank 0: touch status.json if this job's trainer wrote it (not an earlier run's)."""
@@ -149,4 +130,4 @@ class TrainJob(submitit.helpers.Checkpointable):
             pass
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"run_dir": self.run_dir, "probes": self.probes}  # never the thread or the flag
+        return {"run_dir": self.run_dir}  # never the thread or the flag

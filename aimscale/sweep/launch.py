@@ -6,6 +6,10 @@ and `ending`: such a run may still be alive, and resubmitting it would give its 
 second writer. On SLURM the controller must answer before anything is written. The manifest is
 rewritten (atomically) after every array, so a crash half-way still records what was submitted;
 a launch whose sbatch fails is recorded with `failed` (the runs not submitted stay `new`).
+
+Probes (the spec's `probe` list) are their own job arrays on the `probe` resource class, each
+training array followed at once by its probe array (`probe_tasks.py` chooses them); each run's
+probe tasks are recorded under `probe_attempts` in the manifest, as training attempts are.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from aimscale.sweep import slurm
 from aimscale.sweep.job import HEARTBEAT_S
 from aimscale.sweep.manifest import launch_lock, new_manifest, read_manifest, write_manifest
 from aimscale.sweep.plan import Plan
+from aimscale.sweep.probe_tasks import select_probe_arrays
 from aimscale.sweep.state import RETRY_STATES, sweep_states
-from aimscale.sweep.submit import ArrayRequest, split_arrays
+from aimscale.sweep.submit import ArrayRequest, ProbeArray, split_arrays
 from aimscale.train.branches import write_branch_list
 
 EXECUTORS = ("local", "slurm", "debug")
@@ -34,6 +39,8 @@ class LaunchResult:
     skipped: dict[str, str] = field(default_factory=dict)  # run_id -> state
     arrays: list[ArrayRequest] = field(default_factory=list)
     job_ids: dict[str, str] = field(default_factory=dict)
+    probe_arrays: list[ProbeArray] = field(default_factory=list)
+    probe_job_ids: dict[str, str] = field(default_factory=dict)  # result run_id -> probe task
     dry_run: bool = False
     warnings: list[str] = field(default_factory=list)
     # trunk run id -> its cooldown branches, trained in the trunk's task (aimscale.train.branches)
@@ -103,8 +110,9 @@ def _select(plan: Plan, sweep_dir: Path, executor: str, retry_failed: bool,
     """Which runs to submit, grouped into arrays."""
     result = LaunchResult(sweep_dir=sweep_dir, dry_run=dry_run)
     manifest = read_manifest(sweep_dir) or {"runs": {}}
-    known = {r.run_id: r.state for r in sweep_states(sweep_dir, manifest, with_loss=False,
-                                                     warnings=result.warnings)}
+    states = {r.run_id: r for r in sweep_states(sweep_dir, manifest, with_loss=False,
+                                                warnings=result.warnings)}
+    known = {run_id: r.state for run_id, r in states.items()}
     groups: dict[str, list[tuple[str, str]]] = {}
     branches: dict[str, list[str]] = {}
     for run in plan.runs:
@@ -142,7 +150,14 @@ def _select(plan: Plan, sweep_dir: Path, executor: str, retry_failed: bool,
         max_array_size = slurm.max_array_size() if executor == "slurm" else 1_000_000
     result.arrays = split_arrays(groups, plan.spec.resources.classes, max_array_size)
     result.submitted = [r for a in result.arrays for r in a.run_ids]
+    result.probe_arrays = select_probe_arrays(plan, sweep_dir, result.arrays, states,
+                                              retry_failed, max_array_size, result.warnings)
     return result
+
+
+def probed(result: LaunchResult) -> list[str]:
+    """The result runs the launch's probe arrays probe, in task order."""
+    return [r for a in result.probe_arrays for task in a.run_ids for r in task]
 
 
 def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) -> None:
@@ -150,6 +165,8 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
     manifest = read_manifest(sweep_dir) or new_manifest(spec.name, spec.raw)
     manifest["spec"] = spec.raw
     manifest["resource_classes"] = {k: v.to_dict() for k, v in spec.resources.classes.items()}
+    if spec.probes:
+        manifest["probe_resource_class"] = spec.resources.probe_class.to_dict()
     by_id = {run.run_id: run for run in plan.runs}
     base_flat, diffs = plan.flat_configs()
     if manifest.get("base_config") not in (None, base_flat):  # keep the first base; diff to it
@@ -166,9 +183,10 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
                      config=diffs[run.run_id])
     # `submitted` counts what the scheduler accepted, array by array
     launch_record = {"at": time.time(), "executor": executor, "planned": len(result.submitted),
-                     "submitted": 0, "arrays": []}
+                     "planned_probes": len(probed(result)), "submitted": 0, "arrays": []}
     code_root = _record_provenance(sweep_dir, launch_record, len(manifest["launches"]),
-                                   snapshot=bool(result.arrays) and executor != "debug")
+                                   snapshot=bool(result.arrays or result.probe_arrays)
+                                   and executor != "debug")
     manifest["launches"].append(launch_record)
     with_branches = [*result.submitted, *(b for ids in result.branches.values() for b in ids)]
     for run_id in with_branches:  # the run dir with its config exists before submission
@@ -178,76 +196,146 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
     for trunk_id, branch_ids in result.branches.items():  # what the trunk's task trains after it
         write_branch_list(sweep_dir / trunk_id, branch_ids)
     write_manifest(sweep_dir, manifest)
-    if not result.arrays:
+    if not result.arrays and not result.probe_arrays:
         return
     if executor == "slurm":
-        from aimscale.sweep.submit import submit_slurm
-
-        folder = sweep_dir / ".submitit" / "%j"
-        for array in result.arrays:
-            submitted_at = time.time()
-            try:
-                ids = submit_slurm(array, spec.resources, folder,
-                                   f"{spec.name}-{array.resource.name}", plan.job_probes(),
-                                   code_root)
-            except Exception as err:  # noqa: BLE001 - recorded, then reported as a failed launch
-                message = str(err).strip().splitlines()
-                launch_record["failed"] = (
-                    f"sbatch of class {array.resource.name} failed: "
-                    f"{message[-1] if message else type(err).__name__}")
-                write_manifest(sweep_dir, manifest)
-                not_submitted = len(result.submitted) - launch_record["submitted"]
-                result.submitted = [r for r in result.submitted if r in result.job_ids]
-                raise LaunchFailed(
-                    f"{launch_record['failed']}; {launch_record['submitted']} run(s) submitted, "
-                    f"{not_submitted} not (they stay `new`: launch again to submit them)"
-                ) from err
-            for run_id, job_id in zip(array.run_ids, ids, strict=True):
-                manifest["runs"][run_id]["attempts"].append({
-                    "executor": "slurm", "job_id": job_id, "submitted_at": submitted_at,
-                    "folder": str(folder), "resource_class": array.resource.name,
-                    "heartbeat_s": HEARTBEAT_S,
-                })
-                result.job_ids[run_id] = job_id
-            launch_record["arrays"].append(
-                {"resource_class": array.resource.name, "array_id": ids[0].split("_")[0],
-                 "tasks": len(ids)}
-            )
-            launch_record["submitted"] += len(ids)
-            _branch_attempts(manifest, result)
-            write_manifest(sweep_dir, manifest)
+        _submit_slurm(plan, result, manifest, launch_record, code_root)
     elif executor == "local":
         from aimscale.sweep.submit import start_local_scheduler
 
         submitted_at = time.time()
         pid, state_file = start_local_scheduler(sweep_dir, result.arrays, spec.resources,
-                                                max_parallel, plan.job_probes(), code_root)
+                                                max_parallel, plan.job_probes(), code_root,
+                                                result.probe_arrays)
+        folder = str(sweep_dir / ".submitit" / "local")
         for run_id in result.submitted:
             manifest["runs"][run_id]["attempts"].append({
                 "executor": "local", "job_id": None, "submitted_at": submitted_at,
-                "scheduler_state": str(state_file),
-                "folder": str(sweep_dir / ".submitit" / "local"), "heartbeat_s": HEARTBEAT_S,
+                "scheduler_state": str(state_file), "folder": folder,
+                "heartbeat_s": HEARTBEAT_S,
             })
-        launch_record["arrays"].append({"scheduler_pid": pid, "tasks": len(result.submitted)})
+        for run_id in probed(result):
+            manifest["runs"][run_id].setdefault("probe_attempts", []).append({
+                "executor": "local", "job_id": None, "submitted_at": submitted_at,
+                "scheduler_state": str(state_file), "folder": folder,
+            })
+        launch_record["arrays"].append({"scheduler_pid": pid, "tasks": len(result.submitted),
+                                        "probe_tasks": sum(len(a.run_ids)
+                                                           for a in result.probe_arrays)})
         launch_record["submitted"] = len(result.submitted)
         _branch_attempts(manifest, result)
         write_manifest(sweep_dir, manifest)
     else:  # debug: inline, blocking, in this process
-        from aimscale.sweep.job import TrainJob
+        _run_inline(plan, result, manifest, launch_record)
 
-        for array in result.arrays:
-            for run_id, run_dir in zip(array.run_ids, array.run_dirs, strict=True):
-                manifest["runs"][run_id]["attempts"].append(
-                    {"executor": "debug", "job_id": None, "submitted_at": time.time()}
-                )
-                _branch_attempts(manifest, result)
-                write_manifest(sweep_dir, manifest)
-                try:
-                    TrainJob(run_dir, plan.job_probes())()
-                except Exception as err:  # noqa: BLE001 - recorded in the run dir; go on
-                    print(f"run {run_id} failed: {type(err).__name__}: {err}")
-                launch_record["submitted"] += 1
+
+def _submit_slurm(plan: Plan, result: LaunchResult, manifest: dict, launch_record: dict,
+                  code_root: str) -> None:
+    """sbatch each training array, then at once its probe array (after it, task by task), then
+    the probe arrays of runs trained earlier; the manifest is written after each sbatch."""
+    from aimscale.sweep.submit import submit_probe_slurm, submit_slurm
+
+    spec, sweep_dir = plan.spec, result.sweep_dir
+    folder = sweep_dir / ".submitit" / "%j"
+    follows = {id(a.after): a for a in result.probe_arrays if a.after is not None}
+
+    def failed(what: str, err: Exception) -> LaunchFailed:
+        message = str(err).strip().splitlines()
+        launch_record["failed"] = (f"sbatch of {what} failed: "
+                                   f"{message[-1] if message else type(err).__name__}")
         write_manifest(sweep_dir, manifest)
+        not_submitted = len(result.submitted) - launch_record["submitted"]
+        result.submitted = [r for r in result.submitted if r in result.job_ids]
+        return LaunchFailed(
+            f"{launch_record['failed']}; {launch_record['submitted']} run(s) submitted, "
+            f"{not_submitted} not (they stay `new`: launch again to submit them)")
+
+    def submit_probes(array: ProbeArray, after_id: str | None) -> None:
+        submitted_at = time.time()
+        try:
+            ids = submit_probe_slurm(array, spec.resources, folder, f"{spec.name}-probe",
+                                     plan.job_probes(), after_id, code_root)
+        except Exception as err:  # noqa: BLE001 - recorded, then reported as a failed launch
+            raise failed("the probe array", err) from err
+        for run_ids, train_id, job_id in zip(array.run_ids, array.train_ids, ids, strict=True):
+            for run_id in run_ids:
+                manifest["runs"][run_id].setdefault("probe_attempts", []).append({
+                    "executor": "slurm", "job_id": job_id, "submitted_at": submitted_at,
+                    "folder": str(folder), "resource_class": array.resource.name,
+                    "after": result.job_ids.get(train_id) if after_id else None,
+                })
+                result.probe_job_ids[run_id] = job_id
+        launch_record["arrays"].append(
+            {"kind": "probe", "resource_class": array.resource.name,
+             "array_id": ids[0].split("_")[0], "tasks": len(ids), "after": after_id})
+        write_manifest(sweep_dir, manifest)
+
+    for array in result.arrays:
+        submitted_at = time.time()
+        try:
+            ids = submit_slurm(array, spec.resources, folder,
+                               f"{spec.name}-{array.resource.name}", code_root)
+        except Exception as err:  # noqa: BLE001 - recorded, then reported as a failed launch
+            raise failed(f"class {array.resource.name}", err) from err
+        for run_id, job_id in zip(array.run_ids, ids, strict=True):
+            manifest["runs"][run_id]["attempts"].append({
+                "executor": "slurm", "job_id": job_id, "submitted_at": submitted_at,
+                "folder": str(folder), "resource_class": array.resource.name,
+                "heartbeat_s": HEARTBEAT_S,
+            })
+            result.job_ids[run_id] = job_id
+        array_id = ids[0].split("_")[0]
+        launch_record["arrays"].append({"kind": "train", "resource_class": array.resource.name,
+                                        "array_id": array_id, "tasks": len(ids)})
+        launch_record["submitted"] += len(ids)
+        _branch_attempts(manifest, result)
+        write_manifest(sweep_dir, manifest)
+        if id(array) in follows:
+            submit_probes(follows[id(array)], array_id)
+    for probe_array in result.probe_arrays:
+        if probe_array.after is None:
+            submit_probes(probe_array, None)
+
+
+def _run_inline(plan: Plan, result: LaunchResult, manifest: dict, launch_record: dict) -> None:
+    """The debug executor: each training run, then its probe task; then the probe tasks of runs
+    trained earlier. Blocking, in this process."""
+    from aimscale.sweep.job import TrainJob
+    from aimscale.sweep.probe_job import ProbeJob
+
+    sweep_dir = result.sweep_dir
+
+    def probe(run_ids: list[str], run_dirs: list[str]) -> None:
+        for run_id in run_ids:
+            manifest["runs"][run_id].setdefault("probe_attempts", []).append(
+                {"executor": "debug", "job_id": None, "submitted_at": time.time()})
+        write_manifest(sweep_dir, manifest)
+        try:
+            ProbeJob(run_dirs, plan.job_probes())()
+        except Exception as err:  # noqa: BLE001 - recorded in probe_status.json; go on
+            print(f"probes of {', '.join(run_ids)} failed: {err}")
+
+    follows = {id(a.after): a for a in result.probe_arrays if a.after is not None}
+    for array in result.arrays:
+        probes = follows.get(id(array))
+        for i, (run_id, run_dir) in enumerate(zip(array.run_ids, array.run_dirs, strict=True)):
+            manifest["runs"][run_id]["attempts"].append(
+                {"executor": "debug", "job_id": None, "submitted_at": time.time()}
+            )
+            _branch_attempts(manifest, result)
+            write_manifest(sweep_dir, manifest)
+            try:
+                TrainJob(run_dir)()
+            except Exception as err:  # noqa: BLE001 - recorded in the run dir; go on
+                print(f"run {run_id} failed: {type(err).__name__}: {err}")
+            launch_record["submitted"] += 1
+            if probes is not None and (Path(run_dir) / "summary.json").exists():
+                probe(probes.run_ids[i], probes.run_dirs[i])
+    for array in result.probe_arrays:
+        if array.after is None:
+            for run_ids, run_dirs in zip(array.run_ids, array.run_dirs, strict=True):
+                probe(run_ids, run_dirs)
+    write_manifest(sweep_dir, manifest)
 
 
 def _branch_attempts(manifest: dict, result: LaunchResult) -> None:

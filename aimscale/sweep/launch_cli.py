@@ -1,7 +1,9 @@
 """`aimscale launch SPEC [overrides] [--executor local|slurm|debug] [--dry-run] [--retry-failed]`.
 
-Submits one job array per resource class and returns (except `--executor debug`, which runs
-inline). Relaunching submits only new runs (and failed ones with --retry-failed).
+Submits one job array per resource class, each followed by its probe array (the spec's probes,
+on the `probe` class, each task after its training task), and returns (except `--executor
+debug`, which runs inline). Relaunching submits only new runs (and failed ones with
+--retry-failed), and probe tasks only for runs whose probes are not done.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from aimscale.errors import EXIT_BAD_INPUT, EXIT_FAILURE
     from aimscale.jsonfiles import UnreadableFileError
-    from aimscale.sweep.launch import DataProblems, launch
+    from aimscale.sweep.launch import DataProblems, launch, probed
     from aimscale.sweep.manifest import LaunchLocked
 
     if args.max_parallel is not None and args.max_parallel < 1:
@@ -63,7 +65,11 @@ def run(args: argparse.Namespace) -> int:
             "submitted": result.submitted, "skipped": result.skipped,
             "arrays": [{"resource_class": a.resource.name, "tasks": len(a.run_ids)}
                        for a in result.arrays],
-            "job_ids": result.job_ids, "warnings": result.warnings,
+            "job_ids": result.job_ids, "probed": probed(result),
+            "probe_arrays": [{"resource_class": a.resource.name, "tasks": len(a.run_ids),
+                              "after_training": a.after is not None}
+                             for a in result.probe_arrays],
+            "probe_job_ids": result.probe_job_ids, "warnings": result.warnings,
             "branches": result.branches,
         }, indent=1))
         return 0
@@ -78,6 +84,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"  class {res.name}: {len(array.run_ids)} run(s), {res.nodes} node(s) x "
               f"{res.ranks_per_node} task(s), {res.gpus_per_node} GPU(s)/node, "
               f"{res.time_min:g} min")
+    for array in result.probe_arrays:
+        res = array.resource
+        when = "each after its training task" if array.after is not None else "trained already"
+        print(f"  probes (class {res.name}): {len(array.run_ids)} task(s), {when}; "
+              f"{res.nodes} node(s) x {res.ranks_per_node} task(s), {res.gpus_per_node} "
+              f"GPU(s)/node, {res.time_min:g} min")
     states: dict[str, int] = {}
     for state in result.skipped.values():
         states[state] = states.get(state, 0) + 1

@@ -1,9 +1,14 @@
 """A detached process that runs a sweep's runs on this machine, at most `max_parallel` at once.
 
-submitit's LocalExecutor starts every task of an array at once; this scheduler submits one run at
-a time through it as slots free up, so each run still gets submitit's controller (time-out
-signal, requeue on exit code 144). It records each run's state in its state file (atomically):
-`queued` -> `submitted` (with the controller pid as job id) -> `finished`.
+submitit's LocalExecutor starts every task of an array at once; this scheduler submits one work
+item at a time through it as slots free up, so each still gets submitit's controller (time-out
+signal, requeue on exit code 144). Work items are training runs and probe tasks: a probe task
+becomes ready once its training run (`after`) has finished with a summary.json (a run trained
+in an earlier launch has no `after`), and ready probe tasks go before waiting training runs, so
+a run's probe results follow its training; a probe task whose training did not finish never
+starts (`blocked`). The state file records, atomically, each training run under `runs` and each
+probed result run under `probes`: `queued` -> `submitted` (the controller pid as job id) ->
+`finished` (or `blocked`).
 
     python -m aimscale.sweep.local_scheduler QUEUE_FILE
 """
@@ -19,6 +24,7 @@ from pathlib import Path
 from aimscale.atomic import atomic_write_json
 from aimscale.jsonfiles import read_json
 from aimscale.sweep.job import TrainJob
+from aimscale.sweep.probe_job import ProbeJob
 
 POLL_S = 0.5
 
@@ -32,36 +38,67 @@ def main(queue_file: str) -> int:
     threads = max(1, (os.cpu_count() or 1) // max(1, queue["max_parallel"]))
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     state_file = Path(queue["state_file"])
-    state = {"pid": os.getpid(), "started_at": time.time(), "runs": {
-        r["run_id"]: {"state": "queued"} for r in queue["runs"]
-    }}
+    probe_tasks = list(queue.get("probe_tasks", []))
+    state = {"pid": os.getpid(), "started_at": time.time(),
+             "runs": {r["run_id"]: {"state": "queued"} for r in queue["runs"]},
+             "probes": {r: {"state": "queued"} for t in probe_tasks for r in t["run_ids"]}}
     atomic_write_json(state_file, state)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     waiting = list(queue["runs"])
-    active: dict[str, object] = {}
-    while (waiting or active) and not stopping:
-        for run_id, job in list(active.items()):
+    trained: dict[str, bool] = {}  # training run id -> finished with a summary.json
+    active: dict[tuple, object] = {}  # ("train", run_id) or ("probe", i) -> submitit job
+    run_dir_of = {r["run_id"]: r["run_dir"] for r in queue["runs"]}
+
+    def record(section: str, run_ids: list[str], **fields) -> None:
+        for run_id in run_ids:
+            state[section][run_id].update(fields)
+        atomic_write_json(state_file, state)
+
+    def submit(item: dict, job) -> object:
+        executor = submitit.LocalExecutor(folder=queue["folder"],
+                                          max_num_timeout=queue["max_num_timeout"])
+        executor.update_parameters(timeout_min=item["timeout_min"],
+                                   tasks_per_node=item["tasks_per_node"],
+                                   signal_delay_s=queue["signal_delay_s"])
+        submitted = executor.submit(job)
+        submitted._cancel_at_deletion = False
+        return submitted
+
+    while (waiting or active or probe_tasks) and not stopping:
+        for key, job in list(active.items()):
             if job.done():
-                active.pop(run_id)
-                state["runs"][run_id].update(state="finished", finished_at=time.time())
-                atomic_write_json(state_file, state)
-        while waiting and len(active) < queue["max_parallel"]:
-            run = waiting.pop(0)
-            executor = submitit.LocalExecutor(
-                folder=queue["folder"], max_num_timeout=queue["max_num_timeout"]
-            )
-            executor.update_parameters(
-                timeout_min=run["timeout_min"], tasks_per_node=run["tasks_per_node"],
-                signal_delay_s=queue["signal_delay_s"],
-            )
-            job = executor.submit(TrainJob(run["run_dir"], queue["probes"]))
-            job._cancel_at_deletion = False
-            active[run["run_id"]] = job
-            state["runs"][run["run_id"]].update(
-                state="submitted", job_id=job.job_id, submitted_at=time.time()
-            )
-            atomic_write_json(state_file, state)
+                active.pop(key)
+                if key[0] == "train":
+                    trained[key[1]] = Path(run_dir_of[key[1]], "summary.json").exists()
+                    record("runs", [key[1]], state="finished", finished_at=time.time())
+                else:
+                    record("probes", key[2], state="finished", finished_at=time.time())
+        for task in list(probe_tasks):  # a probe task whose training failed never starts
+            if task["after"] is not None and trained.get(task["after"]) is False:
+                probe_tasks.remove(task)
+                record("probes", task["run_ids"], state="blocked",
+                       reason=f"training of {task['after']} did not finish")
+        while len(active) < queue["max_parallel"]:
+            ready = [t for t in probe_tasks if t["after"] is None or trained.get(t["after"])]
+            if ready:
+                task = ready[0]
+                probe_tasks.remove(task)
+                job = submit(task, ProbeJob(task["run_dirs"], queue["probes"]))
+                active[("probe", id(task), tuple(task["run_ids"]))] = job
+                record("probes", task["run_ids"], state="submitted", job_id=job.job_id,
+                       submitted_at=time.time())
+            elif waiting:
+                run = waiting.pop(0)
+                job = submit(run, TrainJob(run["run_dir"]))
+                active[("train", run["run_id"])] = job
+                record("runs", [run["run_id"]], state="submitted", job_id=job.job_id,
+                       submitted_at=time.time())
+            else:
+                break
+        if not waiting and not active and probe_tasks and all(
+                t["after"] is not None and t["after"] not in trained for t in probe_tasks):
+            break  # their training is not run by this scheduler: nothing will make them ready
         time.sleep(POLL_S)
     for job in active.values():  # asked to stop: stop what runs (it checkpoints on USR2 first)
         job.cancel(check=False)

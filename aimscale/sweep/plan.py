@@ -139,7 +139,19 @@ class Plan:
             "runs": [run.summary() for run in self.runs],
             "totals": self.totals(),
             "baselines": [{**b.info(), "dir": b.dir} for b in self.baselines],
+            "probe_resource_class": self.probe_class_summary(),
         }
+
+    def probe_class_summary(self) -> dict[str, Any] | None:
+        """The probe tasks' resource class (None without probes), whether the spec gave it
+        (`resources.classes.probe`) or it is the default, and how many tasks it gets."""
+        if not self.spec.probes:
+            return None
+        from aimscale.sweep.probe_job import training_task_of
+
+        policy = self.spec.resources
+        return {**policy.probe_class.to_dict(), "given": policy.probe is not None,
+                "tasks": len({training_task_of(run) for run in self.runs})}
 
 
 @dataclass

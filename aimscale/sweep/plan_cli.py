@@ -113,6 +113,14 @@ def format_plan(plan, max_rows: int = 200) -> str:
         lines += ["", f"probe baselines: {len(plan.baselines)}, each computed once by its owner "
                   f"run's job into {spec.sweep_dir}/baselines/:",
                   *(f"  {b.id:<44} owner {b.owner}" for b in plan.baselines[:max_rows])]
+    probe = plan.probe_class_summary()
+    if probe:
+        lines += ["", f"probes: {probe['tasks']} task(s) on class probe "
+                  f"({'resources.classes.probe' if probe['given'] else 'default'}), each after "
+                  f"its training task: {probe['nodes']} node(s) x {probe['tasks_per_node'] or 1} "
+                  f"task(s), {probe['gpus_per_node']} GPU(s)/node, {probe['time_min']:g} min"
+                  + (f", {probe['mem_gb']:g} GB" if probe.get("mem_gb") else "")
+                  + (f", partition {probe['partition']}" if probe.get("partition") else "")]
     warnings = memory_warnings(plan.runs)
     if warnings:
         lines += ["", f"memory: {len(warnings)} run(s) do not fit their GPUs (estimate, see "

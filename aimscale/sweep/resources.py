@@ -15,11 +15,17 @@ resources:
   max_num_timeout: 20      # requeues allowed after time-outs
 ```
 Without a `resources` section every run gets the class `default` (1 CPU task, no GPU).
+
+The class named `probe` is the request of the probe tasks (the spec's probes run as their own
+job array after training, one task per training task); rules cannot assign it to training.
+Without one, `default_probe_class` derives it from the training classes: one GPU (or one CPU
+task) of the smallest class, on its partition and account, with that GPU's share of the memory,
+for 120 minutes.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from aimscale.config import ConfigError
@@ -82,6 +88,12 @@ class ResourcePolicy:
     signal_delay_s: int = 60
     array_parallelism: int = 256
     max_num_timeout: int = 20
+    probe: ResourceClass | None = None  # `classes.probe` as given; see `probe_class`
+
+    @property
+    def probe_class(self) -> ResourceClass:
+        """The probe tasks' request: `classes.probe`, else `default_probe_class`."""
+        return self.probe or default_probe_class(self.classes)
 
     def assign(self, num_params: float) -> ResourceClass:
         """The class of the first rule whose max_params bounds `num_params`."""
@@ -95,6 +107,19 @@ class ResourcePolicy:
 
 
 CLASS_FIELDS = {f.name for f in fields(ResourceClass)} - {"name"}
+PROBE_CLASS = "probe"
+PROBE_TIME_MIN = 120.0
+
+
+def default_probe_class(classes: dict[str, ResourceClass]) -> ResourceClass:
+    """One GPU (one CPU task without GPUs) of the training class with the fewest GPUs per node,
+    on its partition/account/qos/constraint, with its memory per GPU, for PROBE_TIME_MIN."""
+    base = min(classes.values(), key=lambda c: (c.gpus_per_node, c.nodes))
+    gpus = min(base.gpus_per_node, 1)
+    mem = base.mem_gb / base.gpus_per_node if base.mem_gb and base.gpus_per_node > 1 else (
+        base.mem_gb)
+    return replace(base, name=PROBE_CLASS, nodes=1, gpus_per_node=gpus, tasks_per_node=1,
+                   mem_gb=mem, time_min=PROBE_TIME_MIN)
 
 
 def parse_resources(raw: dict[str, Any]) -> ResourcePolicy:
@@ -141,6 +166,7 @@ def parse_resources(raw: dict[str, Any]) -> ResourcePolicy:
                 problems.append(f"resources.classes.{name}: unknown gpu {rc.gpu!r}; use one of "
                                 f"{known_names()} or give gpu_memory_gb instead")
         classes[str(name)] = resource_class
+    probe = classes.pop(PROBE_CLASS, None)  # the probe tasks' class, not a training one
     if not classes:
         classes = {"default": ResourceClass()}
     rules = []
@@ -148,7 +174,10 @@ def parse_resources(raw: dict[str, Any]) -> ResourcePolicy:
         if not isinstance(rule, dict) or "class" not in rule:
             problems.append(f"resources.rules[{i}]: expected {{max_params: N, class: NAME}}")
             continue
-        if rule["class"] not in classes:
+        if rule["class"] == PROBE_CLASS:
+            problems.append(f"resources.rules[{i}]: class {PROBE_CLASS!r} is reserved for the "
+                            "probe tasks; give the training runs another class")
+        elif rule["class"] not in classes:
             problems.append(
                 f"resources.rules[{i}]: class {rule['class']!r} is not defined in "
                 f"resources.classes ({sorted(classes)})"
@@ -160,7 +189,7 @@ def parse_resources(raw: dict[str, Any]) -> ResourcePolicy:
             problems.append(f"resources.rules[{i}].max_params={max_params!r} is not a number")
             continue
         rules.append(ResourceRule(str(rule["class"]), max_params))
-    policy = ResourcePolicy(classes=classes, rules=rules)
+    policy = ResourcePolicy(classes=classes, rules=rules, probe=probe)
     for key in ("signal_delay_s", "array_parallelism", "max_num_timeout"):
         if key in raw:
             try:

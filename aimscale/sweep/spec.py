@@ -13,7 +13,7 @@ data_sizes: [6400, 12800, 25600]        # images; one wsd run + cooldown branche
 compare: {factor: model.attention, baseline: prefix}           # what the report compares
 resources: {classes: {...}, rules: [{max_params: 2.0e8, class: small}, {class: large}]}
 cost: {gpu_peak_flops: 9.89e14, mfu: 0.4}
-probe: [{name: linear, ...}]            # run after each pre-training run
+probe: [{name: linear, ...}]            # probe jobs, each after its pre-training run
 baselines: [pixels, untrained]          # the probes on baselines, once each (sweep/baselines.py)
 local: {max_parallel: 2}
 ```

@@ -1,8 +1,9 @@
 """Where each run of a sweep stands, joining the manifest, the scheduler's view and the files.
 
 States (what `aimscale status` shows; README "What status shows"):
-- `new` never submitted · `pending` queued · `running` · `probing` trained, its job runs the
-  spec's probes · `done` (summary.json written)
+- `new` never submitted · `pending` queued · `running` · `probing` trained, its probe task is
+  queued or runs (`probe_state.py`) · `done` (summary.json written, and the probe task, if any,
+  no longer queued or running)
 - `requeued` stopped (time limit, preemption) or killed (node failure) and queued to resume
 - `suspended` SLURM paused the job · `ending` the job's processes are exiting
 - `stale` the job is said to run but its status file has not been touched for longer than its
@@ -13,6 +14,9 @@ States (what `aimscale status` shows; README "What status shows"):
 - `unreadable` a file of the run (named in `error`) is empty or torn; the rest of the sweep is
   listed as usual
 A status.json older than the latest submission belongs to an earlier attempt and is ignored.
+
+Each RunState also carries the two sides on their own: `train` (the states above, never
+`probing`) and `probe` (`probe_state.PROBE_STATES`), each from its own array's job.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from aimscale.jsonfiles import UnreadableFileError, read_json, read_jsonl_tail
 from aimscale.sweep import slurm
 from aimscale.sweep.local_scheduler import pid_alive, scheduler_alive
 from aimscale.sweep.manifest import latest_attempt
+from aimscale.sweep.probe_state import PROBE_STATES, probe_state, probe_status_file
 
 STATES = ("new", "pending", "running", "requeued", "suspended", "probing", "ending", "stale",
           "stopped", "cancelled", "done", "failed", "unknown", "unreadable")
@@ -58,6 +63,10 @@ class RunState:
     restarts: int = 0
     job_id: str | None = None
     error: str | None = None
+    train: str | None = None  # the training side alone (`state` without `probing`)
+    probe: str = "none"  # probe_state.PROBE_STATES
+    probe_job_id: str | None = None
+    probe_error: str | None = None  # why the probes failed or are blocked, or a note
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,57 +81,83 @@ def sweep_states(sweep_dir: str | Path, manifest: dict[str, Any], with_loss: boo
     sweep_dir = Path(sweep_dir)
     warnings = [] if warnings is None else warnings
     runs = manifest.get("runs", {})
-    probes = bool((manifest.get("spec") or {}).get("probes"))
-    slurm_ids = [a["job_id"] for a in (latest_attempt(e) for e in runs.values())
-                 if a and a.get("executor") == "slurm" and a.get("job_id")]
+    probes = list((manifest.get("spec") or {}).get("probe") or [])
+    latest = {r: (latest_attempt(e), _latest_probe(e)) for r, e in runs.items()}
+    slurm_ids = sorted({a["job_id"] for pair in latest.values() for a in pair
+                        if a and a.get("executor") == "slurm" and a.get("job_id")})
     views: dict[str, slurm.JobView] | None = {}
     try:
         views = slurm.query(slurm_ids)
     except slurm.SlurmUnavailable as err:
         views = None
         unreachable = f"SLURM did not answer ({err})"
-        warnings.append(f"{unreachable}: the {len(slurm_ids)} run(s) on SLURM are shown "
+        warnings.append(f"{unreachable}: the {len(slurm_ids)} job(s) on SLURM are shown "
                         "`unknown`, not failed; run status again when the controller is back")
     schedulers: dict[str, dict] = {}
+
+    def view_of(attempt: dict | None, run_id: str, section: str):
+        """(scheduler view, attempt with its job id) of a training or probe attempt."""
+        if not attempt:
+            return None, attempt
+        if attempt.get("executor") == "slurm":
+            if views is None:
+                return SchedulerView("unknown", unreachable), attempt
+            job = views.get(attempt.get("job_id"))
+            return _slurm_state(job, with_reason=section == "probes"), attempt
+        if attempt.get("executor") == "local":
+            task = attempt.get("task_of", run_id)  # a cooldown branch: its trunk's task
+            view = _local_state(attempt, task, schedulers, section)
+            local = schedulers[attempt["scheduler_state"]]
+            job_id = local.get(section, {}).get(task, {}).get("job_id")
+            return view, {**attempt, "job_id": job_id}
+        return SchedulerView("gone"), attempt
+
     out = []
     for run_id, entry in runs.items():
         run_dir = entry.get("run_dir") or sweep_dir / run_id
-        attempt = latest_attempt(entry)
-        scheduler_view = None
-        if attempt and attempt.get("executor") == "slurm":
-            if views is None:
-                scheduler_view = SchedulerView("unknown", unreachable)
-            else:
-                scheduler_view = _slurm_state(views.get(attempt.get("job_id")))
-        elif attempt and attempt.get("executor") == "local":
-            task = attempt.get("task_of", run_id)  # a cooldown branch: its trunk's task
-            scheduler_view = _local_state(attempt, task, schedulers)
-            local = schedulers[attempt["scheduler_state"]]
-            job_id = local.get("runs", {}).get(task, {}).get("job_id")
-            attempt = {**attempt, "job_id": job_id}
-        elif attempt:
-            scheduler_view = SchedulerView("gone")
-        state = run_state(run_id, run_dir, attempt, scheduler_view, with_loss, probes)
+        train_view, attempt = view_of(latest[run_id][0], run_id, "runs")
+        state = run_state(run_id, run_dir, attempt, train_view, with_loss)
+        state.train = state.state
         if state.state == "unreadable":
             warnings.append(f"run {run_id} is unreadable: {state.error}")
+        elif probes:
+            probe_view, probe_attempt = view_of(latest[run_id][1], run_id, "probes")
+            view = probe_view or SchedulerView("unknown")
+            try:
+                status = probe_status_file(run_dir, probe_attempt)
+            except UnreadableFileError as err:
+                state.state, state.error = "unreadable", str(err)
+                warnings.append(f"run {run_id} is unreadable: {err}")
+                out.append(state)
+                continue
+            state.probe, state.probe_error = probe_state(
+                state.train, probes, probe_attempt, view.kind, view.detail, status)
+            state.probe_job_id = probe_attempt.get("job_id") if probe_attempt else None
+            if state.train == "done" and state.probe in ("pending", "running", "suspended",
+                                                         "ending"):
+                state.state = "probing"
         out.append(state)
     return out
 
 
+def _latest_probe(entry: dict[str, Any]) -> dict[str, Any] | None:
+    attempts = entry.get("probe_attempts") or []
+    return attempts[-1] if attempts else None
+
+
 def run_state(run_id: str, run_dir: str | Path, attempt: dict | None,
-              scheduler_view: SchedulerView | None, with_loss: bool = True,
-              probes: bool = True) -> RunState:
-    """Combine the files of `run_dir` with the scheduler's view of its latest attempt."""
+              scheduler_view: SchedulerView | None, with_loss: bool = True) -> RunState:
+    """Combine the files of `run_dir` with the scheduler's view of its latest training
+    attempt (the training side: the probe side is `probe_state`)."""
     try:
-        return _run_state(run_id, run_dir, attempt, scheduler_view, with_loss, probes)
+        return _run_state(run_id, run_dir, attempt, scheduler_view, with_loss)
     except UnreadableFileError as err:
         job_id = attempt.get("job_id") if attempt else None
         return RunState(run_id, "unreadable", job_id=job_id, error=str(err))
 
 
 def _run_state(run_id: str, run_dir: str | Path, attempt: dict | None,
-               scheduler_view: SchedulerView | None, with_loss: bool,
-               probes: bool) -> RunState:
+               scheduler_view: SchedulerView | None, with_loss: bool) -> RunState:
     job_id = attempt.get("job_id") if attempt else None
     view = scheduler_view or SchedulerView("unknown")
     where, detail = view.kind, view.detail
@@ -130,9 +165,7 @@ def _run_state(run_id: str, run_dir: str | Path, attempt: dict | None,
     summary = read_json(base + "/summary.json")
     if summary is not None:
         status = read_json(base + "/status.json") or {}
-        # training is done; a job that still runs is probing the run (probes are part of the job)
-        state = "probing" if probes and where == "running" else "done"
-        return RunState(run_id, state, summary.get("steps"), summary.get("steps"),
+        return RunState(run_id, "done", summary.get("steps"), summary.get("steps"),
                         summary.get("final_loss"), int(status.get("restarts", 0)), job_id)
     run_dir = Path(run_dir)
     status, age = _current_status(run_dir, attempt)
@@ -179,8 +212,9 @@ def _run_state(run_id: str, run_dir: str | Path, attempt: dict | None,
     return make("failed", f"{detail}: {reason}" if detail else reason)
 
 
-def _slurm_state(job: slurm.JobView | None) -> SchedulerView:
-    """The view of one job from a query that succeeded."""
+def _slurm_state(job: slurm.JobView | None, with_reason: bool = False) -> SchedulerView:
+    """The view of one job from a query that succeeded (`with_reason`: SLURM's reason in the
+    detail of an ended job too, e.g. `CANCELLED (DependencyNeverSatisfied)`)."""
     if job is None:
         return SchedulerView("gone", "not known to SLURM any more")
     kind = job.kind
@@ -188,10 +222,12 @@ def _slurm_state(job: slurm.JobView | None) -> SchedulerView:
         return SchedulerView(kind, job.reason)
     if kind == "unknown":
         return SchedulerView(kind, f"SLURM state {job.state!r} is not one aimscale knows")
-    return SchedulerView(kind, f"SLURM {job.state}", job.started_at)
+    reason = f" ({job.reason})" if with_reason and job.reason not in ("", "None") else ""
+    return SchedulerView(kind, f"SLURM {job.state}{reason}", job.started_at)
 
 
-def _local_state(attempt: dict, run_id: str, cache: dict[str, dict]) -> SchedulerView:
+def _local_state(attempt: dict, run_id: str, cache: dict[str, dict],
+                 section: str = "runs") -> SchedulerView:
     path = attempt.get("scheduler_state")
     if path not in cache:
         try:
@@ -209,7 +245,9 @@ def _local_state(attempt: dict, run_id: str, cache: dict[str, dict]) -> Schedule
     if "_unreadable" in state:
         return SchedulerView("unknown",
                              f"the local scheduler's state is unreadable: {state['_unreadable']}")
-    entry = state.get("runs", {}).get(run_id, {})
+    entry = state.get(section, {}).get(run_id, {})
+    if entry.get("state") == "blocked":
+        return SchedulerView("gone", entry.get("reason", ""))
     if entry.get("state") == "submitted" and pid_alive(entry.get("job_id", "")):
         return SchedulerView("running")
     if entry.get("state") == "queued" and state["_alive"]:
@@ -268,4 +306,11 @@ def count_states(states: list[RunState]) -> dict[str, int]:
     counts = dict.fromkeys(STATES, 0)
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
+    return counts
+
+
+def count_probe_states(states: list[RunState]) -> dict[str, int]:
+    counts = dict.fromkeys(PROBE_STATES, 0)
+    for s in states:
+        counts[s.probe] = counts.get(s.probe, 0) + 1
     return counts

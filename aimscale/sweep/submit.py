@@ -1,5 +1,6 @@
 """Turn groups of runs into submitit job arrays: one array per resource class (split at the
-cluster's MaxArraySize), on SLURM or, through the local scheduler, on this machine."""
+cluster's MaxArraySize), on SLURM or, through the local scheduler, on this machine; and the
+probe arrays that follow them (`ProbeArray`: one probe task per training task)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aimscale.sweep.job import TrainJob
+from aimscale.sweep.probe_job import ProbeJob
 from aimscale.sweep.resources import ResourceClass, ResourcePolicy
 
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
@@ -24,6 +26,20 @@ class ArrayRequest:
     resource: ResourceClass
     run_ids: list[str]
     run_dirs: list[str]
+
+
+@dataclass
+class ProbeArray:
+    """One sbatch of probe tasks (the probe resource class). Task i probes the result runs
+    `run_ids[i]` of one training task. With `after` (a training array submitted in the same
+    launch, the same task order) task i starts only once training task i succeeded (SLURM
+    `aftercorr`); without it the runs are trained already."""
+
+    resource: ResourceClass
+    run_ids: list[list[str]]
+    run_dirs: list[list[str]]
+    train_ids: list[str]  # per task: the run id of its training task (`training_task_of`)
+    after: ArrayRequest | None = None
 
 
 def split_arrays(
@@ -67,24 +83,48 @@ def slurm_parameters(resource: ResourceClass, policy: ResourcePolicy, job_name: 
 
 
 def submit_slurm(array: ArrayRequest, policy: ResourcePolicy, folder: Path, job_name: str,
-                 probes: list[dict], code_root: str | Path = PACKAGE_ROOT) -> list[str]:
-    """One sbatch for the array; returns the job ids (`<array>_<index>`) in run order."""
+                 code_root: str | Path = PACKAGE_ROOT) -> list[str]:
+    """One sbatch for the training array; returns the job ids (`<array>_<index>`) in run
+    order."""
+    return _sbatch_array(array.resource, policy, folder, job_name,
+                         [TrainJob(run_dir) for run_dir in array.run_dirs], code_root)
+
+
+def submit_probe_slurm(array: ProbeArray, policy: ResourcePolicy, folder: Path, job_name: str,
+                       probes: list[dict], after_array_id: str | None,
+                       code_root: str | Path = PACKAGE_ROOT) -> list[str]:
+    """One sbatch for the probe array, each task after the training task of the same index in
+    array `after_array_id` (`aftercorr`: it starts only if that one exited 0; a task whose
+    training failed is cancelled by SLURM, `--kill-on-invalid-dep`). Job ids in task order."""
+    dependency = f"aftercorr:{after_array_id}" if after_array_id else None
+    return _sbatch_array(array.resource, policy, folder, job_name,
+                         [ProbeJob(list(dirs), probes) for dirs in array.run_dirs], code_root,
+                         dependency)
+
+
+def _sbatch_array(resource: ResourceClass, policy: ResourcePolicy, folder: Path, job_name: str,
+                  jobs: list, code_root: str | Path, dependency: str | None = None) -> list[str]:
     import submitit
 
     executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=policy.max_num_timeout)
-    executor.update_parameters(**slurm_parameters(array.resource, policy, job_name, code_root))
-    jobs = []
+    params = slurm_parameters(resource, policy, job_name, code_root)
+    if dependency:
+        params.update(dependency=dependency,
+                      additional_parameters={"kill-on-invalid-dep": "yes"})
+    executor.update_parameters(**params)
+    submitted = []
     with executor.batch():
-        for run_dir in array.run_dirs:
-            jobs.append(executor.submit(TrainJob(run_dir, probes)))
-    return [job.job_id for job in jobs]
+        for job in jobs:
+            submitted.append(executor.submit(job))
+    return [job.job_id for job in submitted]
 
 
 def start_local_scheduler(sweep_dir: Path, arrays: list[ArrayRequest], policy: ResourcePolicy,
                           max_parallel: int, probes: list[dict],
-                          code_root: str | Path = PACKAGE_ROOT) -> tuple[int, Path]:
-    """Start the detached local scheduler for these runs, importing aimscale from `code_root`;
-    return (its pid, its state file)."""
+                          code_root: str | Path = PACKAGE_ROOT,
+                          probe_arrays: list[ProbeArray] = ()) -> tuple[int, Path]:
+    """Start the detached local scheduler for these runs and probe tasks, importing aimscale
+    from `code_root`; return (its pid, its state file)."""
     import subprocess
 
     from aimscale.atomic import atomic_write_json
@@ -101,13 +141,25 @@ def start_local_scheduler(sweep_dir: Path, arrays: list[ArrayRequest], policy: R
                 "tasks_per_node": array.resource.ranks_per_node,
                 "timeout_min": array.resource.time_min,
             })
+    probe_tasks = []
+    for array in probe_arrays:
+        for run_ids, run_dirs, train_id in zip(array.run_ids, array.run_dirs, array.train_ids,
+                                               strict=True):
+            probe_tasks.append({
+                "run_ids": run_ids, "run_dirs": run_dirs,
+                "after": train_id if array.after is not None else None,
+                "tasks_per_node": array.resource.ranks_per_node,
+                "timeout_min": array.resource.time_min,
+            })
     atomic_write_json(queue_file, {
         "max_parallel": max_parallel, "signal_delay_s": policy.signal_delay_s,
         "max_num_timeout": policy.max_num_timeout, "probes": probes, "runs": runs,
+        "probe_tasks": probe_tasks,
         "folder": str(sweep_dir / ".submitit" / "local"), "state_file": str(state_file),
     })
     atomic_write_json(state_file, {
         "pid": None, "runs": {r["run_id"]: {"state": "queued"} for r in runs},
+        "probes": {r: {"state": "queued"} for t in probe_tasks for r in t["run_ids"]},
     })
     env = dict(os.environ)
     env["PYTHONPATH"] = str(code_root) + (os.pathsep + env["PYTHONPATH"]

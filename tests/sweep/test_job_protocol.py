@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent("""
     from aimscale.sweep.job import TrainJob
 
     run_dir = sys.argv[1]
-    job = TrainJob(run_dir, [])
+    job = TrainJob(run_dir)
     returned = []
 
     def handler(signum, frame):  # what submitit's handler does first: ask for the checkpoint
