@@ -112,7 +112,7 @@ def _select(plan: Plan, sweep_dir: Path, executor: str, retry_failed: bool,
     manifest = read_manifest(sweep_dir) or {"runs": {}}
     states = {r.run_id: r for r in sweep_states(sweep_dir, manifest, with_loss=False,
                                                 warnings=result.warnings)}
-    known = {run_id: r.state for run_id, r in states.items()}
+    known = {run_id: r.train or r.state for run_id, r in states.items()}  # the training side
     groups: dict[str, list[tuple[str, str]]] = {}
     branches: dict[str, list[str]] = {}
     for run in plan.runs:
@@ -130,16 +130,16 @@ def _select(plan: Plan, sweep_dir: Path, executor: str, retry_failed: bool,
         if run.branch_of:  # trained in its trunk's task, submitted with it
             continue
         family = [run.run_id, *branches.get(run.run_id, [])]
-        states = {run_id: state_of(run_id) for run_id in family}
+        members = {run_id: state_of(run_id) for run_id in family}
         # a task trains the whole family: submit it when a member needs it and none is alive
-        if set(states.values()) <= submittable | {"done"} and set(states.values()) - {"done"}:
+        if set(members.values()) <= submittable | {"done"} and set(members.values()) - {"done"}:
             groups.setdefault(run.resource_class, []).append(
                 (run.run_id, str(sweep_dir / run.run_id))
             )
             if run.run_id in branches:
                 result.branches[run.run_id] = branches[run.run_id]
         else:
-            result.skipped.update(states)
+            result.skipped.update(members)
     unsure = sorted(r for r, s in result.skipped.items() if s in ("unknown", "stale", "ending"))
     if unsure and retry_failed:
         result.warnings.append(
