@@ -119,3 +119,27 @@ def test_baselines_are_owned_by_trunks_never_by_branches(tmp_path):
     trunks = {r.run_id for r in plan.runs if r.branch_of is None}
     assert sorted(b.features for b in plan.baselines) == ["pixels", "untrained", "untrained"]
     assert {b.owner for b in plan.baselines} <= trunks
+
+
+def test_one_probe_task_probes_the_trunk_its_branches_and_the_baseline(tmp_path):
+    """Probes are their own task after the family's training task: one probe task covers the
+    trunk and each branch (and the untrained baseline its trunk owns); status says done/done."""
+    from aimscale.sweep.collect import collect
+    from aimscale.sweep.launch import launch
+    from aimscale.sweep.manifest import read_manifest
+    from aimscale.sweep.state import sweep_states
+
+    probe = {"kind": "linear", "dataset": "synthetic", "limit_train": 64, "limit_test": 32,
+             "epochs": 1, "batch_size": 32}
+    plan = build_plan(spec_of(tmp_path, probe=[probe], baselines=["untrained"]))
+    result = launch(plan, executor="debug")
+    assert [a.run_ids for a in result.probe_arrays] == [[[r.run_id for r in plan.runs]]]
+    sweep = tmp_path / "s"
+    states = {s.run_id: s for s in sweep_states(sweep, read_manifest(sweep))}
+    assert {(s.train, s.probe) for s in states.values()} == {("done", "done")}
+    runs, _ = collect(sweep)
+    trained = runs[runs["features"] == "trunk"]
+    assert len(trained) == 3 and trained["probe.linear_last.top1"].notna().all()
+    baseline = runs[runs["features"] == "untrained"]
+    assert len(baseline) == 1 and baseline["baseline_owner"].iloc[0] == plan.runs[0].run_id
+    assert baseline["probe.linear_last.top1"].notna().all()
