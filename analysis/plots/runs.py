@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from ..correlate import Correlation, sigmoid
 from .base import CMAP, ci_text, colorbar, fmt, log_log, new_figure, no_data, size_colors
+from .sources import scatter_by_source, source_legend, source_markers
 
 
 def plot_curves(curves: pd.DataFrame, sizes: dict, *, x: str = "images_seen", y: str = "loss",
@@ -64,19 +65,24 @@ def plot_layerwise(tidy: pd.DataFrame, sizes: dict, depths: dict | None = None, 
 
 
 def plot_correlation(x, y, corr: Correlation, *, xlabel: str = "loss",
-                     ylabel: str = "accuracy", color=None, color_label: str = "") -> Figure:
-    """Accuracy against loss with the linear and sigmoid fits and the correlations."""
+                     ylabel: str = "accuracy", color=None, color_label: str = "",
+                     source=None) -> Figure:
+    """Accuracy against loss with the linear and sigmoid fits and the correlations; marker
+    shape: where each point comes from (``source``)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     fig, (ax,) = new_figure()
     cmap = colormaps[CMAP]
+    markers = source_markers([] if source is None else source)
     if color is not None:
         c = np.asarray(color, float)
         norm = (LogNorm if np.all(c > 0) and c.max() / c.min() > 3 else Normalize)(c.min(),
                                                                                  c.max())
-        ax.scatter(x, y, c=c, cmap=cmap, norm=norm, s=32, edgecolor="white", zorder=3)
+        scatter_by_source(ax, x, y, source, markers, c=c, cmap=cmap, norm=norm, s=32,
+                          edgecolor="white", zorder=3)
         colorbar(fig, ax, norm, color_label)
     else:
-        ax.scatter(x, y, s=32, color=cmap(0.35), edgecolor="white", zorder=3)
+        scatter_by_source(ax, x, y, source, markers, s=32, color=cmap(0.35), edgecolor="white",
+                          zorder=3)
     xs = np.linspace(x.min(), x.max(), 100)
     lin = corr.linear
     ax.plot(xs, lin["slope"] * xs + lin["intercept"], color="0.35", lw=1.2, ls="--",
@@ -92,7 +98,8 @@ def plot_correlation(x, y, corr: Correlation, *, xlabel: str = "loss",
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(f"{ylabel} against {xlabel}")
-    ax.legend(loc="lower left", frameon=False)
+    handles, _ = ax.get_legend_handles_labels()
+    ax.legend(handles=handles + source_legend(ax, markers), loc="lower left", frameon=False)
     return fig
 
 
