@@ -6,8 +6,9 @@ per run, attentive/linear probes and layer-wise probes; with `--branches` the tw
 sizes of each shape are cooldown branches of its longest run. Losses follow a known joint law
 with 1% log-normal noise. Target: ≤ 20 s on the 2-core development machine (issue 13 §5).
 
-Prints the wall time of the whole report (imports included), the CPU time of this process, and
-the seconds of every section, from `report.json`.
+Prints the wall time of the whole report (imports included), the CPU time of this process and
+of its child processes (bootstrap workers, figure writers), and the seconds of every section, from
+`report.json` (wall time: on a loaded machine, compare runs made back to back).
 
     python bench/bench_report.py [--bootstrap 200] [--seeds 1] [--branches] [--jobs N]
                                  [--out DIR] [--profile FILE]
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import tempfile
 import time
@@ -113,8 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     summary = json.loads((out / "report.json").read_text())
     print(f"table: {len(runs)} runs ({len(curves)} curve rows), bootstrap {args.bootstrap}, "
           f"jobs {args.jobs or 'default'}")
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"wall: {time.perf_counter() - T0:.2f} s in all = imports {t_import:.2f} s + report "
-          f"{t_report:.2f} s; CPU of this process {time.process_time() - C0:.2f} s")
+          f"{t_report:.2f} s; CPU: this process {time.process_time() - C0:.2f} s, its workers "
+          f"and figure writers {kids.ru_utime + kids.ru_stime:.2f} s")
     for title, sec in summary["section_seconds"].items():
         print(f"  {sec:6.2f} s  {title}")
     print(f"report: {out / 'report.html'}")
