@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -61,6 +62,25 @@ def parallel_map(fn: Callable[[Any], Any], tasks: list, n_jobs: int | None) -> l
     with ProcessPoolExecutor(max_workers=min(n_jobs, len(tasks)),
                              mp_context=mp.get_context(method)) as pool:
         return list(pool.map(fn, tasks))
+
+
+FORK_WORTH_S = 0.4  # work left (s, one process) that repays starting worker processes
+
+
+def adaptive_map(fn: Callable[[Any], Any], tasks: list, n_jobs: int | None) -> list:
+    """``parallel_map`` that, with ``n_jobs`` None, first runs one task here and starts workers
+    for the rest only when they would take longer than ``FORK_WORTH_S`` in this process.
+
+    Most bootstrap chunks of a small fit take milliseconds, less than forking a pool; the joint
+    law's take a second. Results never depend on the choice (each task is computed the same
+    way), only the wall time does. A given ``n_jobs`` is used as it is."""
+    if n_jobs is not None or len(tasks) <= 1:
+        return parallel_map(fn, tasks, n_jobs)
+    t0 = time.perf_counter()
+    first = fn(tasks[0])
+    rest = tasks[1:]
+    worth = (time.perf_counter() - t0) * len(rest) > FORK_WORTH_S
+    return [first] + parallel_map(fn, rest, default_jobs() if worth else 1)
 
 
 RESAMPLE_CHUNK = 128  # resamples solved together; fixed, so results never depend on the workers

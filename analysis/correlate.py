@@ -10,7 +10,7 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.stats import rankdata
 
-from .bootstrap import DEFAULT_LEVEL, chunks, interval, parallel_map
+from .bootstrap import DEFAULT_LEVEL, adaptive_map, chunks, interval
 from .data import valid_mask
 from .errors import AnalysisError, FitWarning
 from .result import Fit
@@ -133,7 +133,8 @@ def correlate(x, y, *, bootstrap: int = 1000, seed: int | None = 0,
     absolute error of each fit.
 
     The sigmoid's bootstrap (one refit per resample, the slow part) runs only with
-    ``sigmoid_intervals``, in ``n_jobs`` worker processes (None: the usable cores); its results do
+    ``sigmoid_intervals``, in ``n_jobs`` worker processes (None: the usable cores when the refits
+    take longer than starting them, see ``bootstrap.adaptive_map``); its results do
     not depend on ``n_jobs``."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     keep, dropped = valid_mask({"x": x, "y": y}, positive=False, what="correlation")
@@ -195,7 +196,7 @@ def correlate(x, y, *, bootstrap: int = 1000, seed: int | None = 0,
                         "in these runs, so the sigmoid has no interval")
         elif sig_params is not None and sigmoid_intervals:
             tasks = [(x, y, counts[sl], sig_params) for sl in chunks(len(counts))]
-            draws = [d for part in parallel_map(_sigmoid_draws, tasks, n_jobs) for d in part]
+            draws = [d for part in adaptive_map(_sigmoid_draws, tasks, n_jobs) for d in part]
             sig_s = np.array([d[0] for d in draws if d[1]])
             for j, name in enumerate(SIGMOID_PARAMS):
                 lo, hi = interval(sig_s[:, j], level)

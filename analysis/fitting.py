@@ -10,9 +10,8 @@ import numpy as np
 from .bootstrap import (
     DEFAULT_LEVEL,
     DEFAULT_RESAMPLES,
+    adaptive_map,
     chunks,
-    default_jobs,
-    parallel_map,
     resample_weights,
 )
 from .errors import AnalysisError, FitWarning
@@ -20,7 +19,6 @@ from .huber_lse import ALPHA_MAX, LseProblem, solve, solve_resamples
 from .result import Fit, Goodness
 
 DEFAULT_DELTA = 1e-3
-MIN_RESAMPLES_PER_JOB = 200  # below this, one process is faster than forking workers
 
 
 def check_points(law_text: str, n_params: int, n: int, distinct: dict[str, int],
@@ -147,10 +145,9 @@ def fit_sum_of_powers(law: str, names: tuple[str, ...], param_names: tuple[str, 
         n_unident = int((~ident).sum())
         weights = weights[ident]
         warm = sol.optima[:warm_starts]
-        if n_jobs is None:  # forking costs ~0.1 s; worth it from a few hundred refits
-            n_jobs = 1 if bootstrap < MIN_RESAMPLES_PER_JOB else default_jobs()
         tasks = [(prob, weights[s], warm) for s in chunks(len(weights))]
-        parts = parallel_map(_bootstrap_task, tasks, n_jobs) if tasks else []
+        # n_jobs None: workers only when the refits take longer than starting them
+        parts = adaptive_map(_bootstrap_task, tasks, n_jobs) if tasks else []
         raw = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, prob.n_params))
         ok = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, bool)
         n_failed = int((~ok).sum())

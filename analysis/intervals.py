@@ -260,7 +260,8 @@ def build_model(law: str, inputs: list[np.ndarray], loss: np.ndarray, fit: Fit,
     sd = np.sqrt(row_sd[ix] ** 2 + (kappa * t) ** 2)
     scores = np.abs(r) / sd if len(r) and sigma > 0 else r
     if n_bt == 0:
-        notes.append("no nested backtest could be fitted (too few runs): the interval has no "
+        why = "none was asked for" if refit is None else "too few runs"
+        notes.append(f"no nested backtest could be fitted ({why}): the interval has no "
                      "extrapolation term and will be too narrow beyond the fitted range")
     return PredictionModel(law, names, [float(a) for a in v.min(0)],
                            [float(a) for a in v.max(0)], float(sigma), source, s_rep, s_res,

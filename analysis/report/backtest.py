@@ -70,10 +70,12 @@ def section(r) -> None:
         what = f"runs above {fmt(thr)} parameters ({label})"
     split_col = fc if joint is not None and fc is not None else pc
     sv = r.values(split_col)
-    train = ok & (sv <= bt.threshold)
-    if joint is None or fc is None:
-        train &= m
-    fig = plots.plot_backtest(bt, sv[train], y[train], split_label=split_col, loss_label=lc)
+    used = ok if joint is not None and fc is not None else m
+    train = used & (sv <= bt.threshold)
+    src = r.runs[r.opts.source].to_numpy().astype(str)
+    held_src = src[used & (sv > bt.threshold)]  # in the order of bt.predictions
+    fig = plots.plot_backtest(bt, sv[train], y[train], split_label=split_col, loss_label=lc,
+                              train_source=src[train], test_source=held_src)
     r.doc.figure(fig, "backtest", f"Backtest: fitted on {bt.n_train} runs, predicting "
                  f"the {bt.n_test} {what}. Error bars: {int(100 * r.opts.level)}% "
                  "prediction intervals for a single new run (curve uncertainty, run-to-run "
@@ -82,5 +84,7 @@ def section(r) -> None:
     cov = "n/a" if bt.coverage is None else f"{fmt(100 * bt.coverage)}%"
     r.doc.p(f"MAE {fmt(bt.mae)}, RMSE {fmt(bt.rmse)}, max |error| {fmt(bt.max_abs)}, "
             f"MAPE {fmt(bt.mape)}%; the intervals held {cov} of the held-out runs.")
-    r.doc.table(pd.DataFrame(bt.predictions))
+    table = pd.DataFrame(bt.predictions)
+    table.insert(0, "source", held_src)
+    r.doc.table(table)
     r.summary["backtest"] = bt

@@ -32,6 +32,7 @@ from . import (
     seeds,
     shapes,
 )
+from .figwriter import FigureWriter
 from .options import DONE_STATUSES, ReportOptions
 from .render import Doc, write_page
 
@@ -64,7 +65,7 @@ class Report:
                  opts: ReportOptions):
         self.opts = opts
         self.out_dir = Path(out_dir)
-        self.doc = Doc(self.out_dir)
+        self.doc = Doc(self.out_dir, writer=FigureWriter(opts.n_jobs))
         self.curves = curves
         self.summary: dict = {}
         self.warnings: list[str] = []
@@ -150,6 +151,16 @@ class Report:
                 self.warnings.append(f"{title}: {w.message}")
         self.summary.setdefault("section_seconds", {})[title] = time.perf_counter() - t0
 
+    def _figure_failed(self, stem: Path, err: Exception) -> None:
+        """A figure written after its section (``figwriter``) failed: as a failed section."""
+        if self.opts.strict:
+            raise err
+        msg = f"figure '{stem.name}' failed with an unexpected error: {err!r}"
+        self.failures.append(msg)
+        self.summary.setdefault("failed_figures", {})[stem.name] = repr(err)
+        self.warnings.append(msg)
+        print(f"analysis.report: warning: {msg}", file=sys.stderr)
+
     def build(self) -> Path:
         t0 = time.perf_counter()
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -157,6 +168,7 @@ class Report:
         if self.cols.get("loss") is not None and len(self.runs) > 0:
             for title, fn in SECTIONS:
                 self.run_section(title, fn)
+        self.doc.finish(self._figure_failed)
         self.doc.h("Warnings and notes")
         if self.warnings:
             self.doc.bullets(self.warnings, "warn")

@@ -49,7 +49,8 @@ def section(r) -> None:
     pc = r.cols.get("params")
     color = r.values(pc)[ok] if pc else None
     fig = plots.plot_correlation(x, yv, corr, xlabel=lc, ylabel=col, color=color,
-                                 color_label=r.opts.params_label)
+                                 color_label=r.opts.params_label,
+                                 source=r.runs[r.opts.source].to_numpy()[ok])
     r.doc.figure(fig, "loss_vs_accuracy", f"{col} against {lc} across runs, with linear "
                  "and sigmoid fits (acc = a/(1+exp(−k(L−L0))) + b) and bootstrap "
                  "intervals of the correlations; LOO = leave-one-out error.")

@@ -10,6 +10,7 @@ from .. import plots
 from ..errors import AnalysisError
 from ..fit_joint import fit_joint
 from ..plots import fmt
+from .power import remember_inputs
 from .render import ci
 
 
@@ -21,6 +22,7 @@ def section(r) -> None:
     ok = np.isfinite(n) & np.isfinite(d) & (n > 0) & (d > 0)
     fit = fit_joint(n[ok], d[ok], y[ok], grid=r.opts.joint_grid, names=("N", "D"), **r.boot())
     r.fits["joint"] = fit
+    remember_inputs(r, fit, [n[ok], d[ok]], y[ok], ok)
     k_factor = 6.0
     if fc is not None:
         ratio = r.values(fc)[ok] / (n[ok] * d[ok])

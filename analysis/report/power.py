@@ -32,6 +32,13 @@ def fit_1d(r, x: np.ndarray, y: np.ndarray, name: str, groups=None):
     return fit, note
 
 
+def remember_inputs(r, fit, inputs: list[np.ndarray], loss: np.ndarray, rows: np.ndarray) -> None:
+    """Keep what ``fit`` was fitted on (and how many seeds each row averages) for the
+    prediction intervals of the next-scale section."""
+    reps = r.values("n_seeds")[rows] if "n_seeds" in r.runs.columns else np.ones(len(loss))
+    r.fits.setdefault("inputs", {})[id(fit)] = (inputs, loss, reps)
+
+
 def fit_table(rows: list[tuple], count: str = "runs") -> pd.DataFrame:
     """One row per group: its fitted parameters with intervals, goodness of fit, notes and, when
     given as a fifth element, where its points come from."""
@@ -79,6 +86,7 @@ def loss_vs_params(r) -> None:
         rows.append((label, int(m.sum()), fit, note, src[m]))
         if fit is not None:
             r.fits.setdefault("power_n", []).append((label, fit, int(m.sum())))
+            remember_inputs(r, fit, [n[m]], y[m], m)
     fig = plots.plot_scaling(series, f"{r.opts.params_label} N", f"{r.opts.loss_label} "
                              f"({lc})", "Loss against model size", var="N",
                              extrapolate_to=np.nanmax(n[ok]) * r.opts.extrapolate)

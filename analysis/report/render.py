@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import plots
 from ..jsonio import dumps, to_jsonable
 from ..plots import fmt
+from .figwriter import FigureWriter
 
 CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;
 margin:2em auto;padding:0 1em;color:#222;line-height:1.45}h1{font-size:1.7em}h2{margin-top:1.8em;
@@ -50,6 +50,7 @@ class Doc:
     html: list[str] = field(default_factory=list)
     md: list[str] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
+    writer: FigureWriter = field(default_factory=FigureWriter)
 
     def h(self, text: str, level: int = 2) -> None:
         self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
@@ -87,13 +88,35 @@ class Doc:
         self.md.append("\n".join(lines) + "\n")
 
     def figure(self, fig, stem: str, caption: str) -> None:
-        paths = plots.save(fig, self.out_dir / "figures" / stem)
+        """The figure's PNG (embedded in the HTML once written, see ``finish``) and SVG."""
+        paths = self.writer.submit(fig, self.out_dir / "figures" / stem)
         self.figures += paths
-        data = base64.b64encode(paths[0].read_bytes()).decode("ascii")
-        self.html.append(f'<figure><img src="data:image/png;base64,{data}" alt="{stem}">'
-                         f"<figcaption>{html.escape(caption)} "
-                         f'(<a href="figures/{stem}.svg">SVG</a>)</figcaption></figure>')
+        self.html.append(_Embed(paths[0], f'<figure><img src="data:image/png;base64,{_PNG}" '
+                                f'alt="{stem}"><figcaption>{html.escape(caption)} '
+                                f'(<a href="figures/{stem}.svg">SVG</a>)</figcaption></figure>'))
         self.md.append(f"![{stem}](figures/{stem}.png)\n\n*{caption}*\n")
+
+    def finish(self, on_error=None) -> None:
+        """Wait for the figures being written and embed their PNGs in the HTML."""
+        self.writer.finish(on_error)
+        self.html = [h.render() if isinstance(h, _Embed) else h for h in self.html]
+
+
+_PNG = "\x00png\x00"
+
+
+@dataclass
+class _Embed:
+    """HTML of a figure whose PNG is still being written: ``template`` with ``_PNG`` where its
+    base64 bytes go."""
+
+    png: Path
+    template: str
+
+    def render(self) -> str:
+        if not self.png.exists():  # its section failed while drawing it: say so, embed nothing
+            return self.template.replace(f'src="data:image/png;base64,{_PNG}"', "")
+        return self.template.replace(_PNG, base64.b64encode(self.png.read_bytes()).decode())
 
 
 def write_page(doc: Doc, title: str, summary: dict, elapsed: float,

@@ -30,7 +30,8 @@ def section(r) -> None:
     noise = noise_estimate(r.runs, by, lc)
     acc_noise = noise_estimate(r.runs, by, acc, log=False) if acc else None
     r.fits["noise"] = noise
-    shown = [c for c in by if avg[c].nunique() >= 2] + ["n_seeds"]
+    shown = ([r.opts.source] if r.opts.source in avg.columns else []) + [
+        c for c in by if avg[c].nunique() >= 2] + ["n_seeds"]
     for m in spread:
         shown += [m, f"{m}_std"]
     r.doc.p(f"{len(r.runs)} runs at {len(avg)} points (runs equal except the seed); "

@@ -19,7 +19,8 @@ REFERENCE = Path(__file__).parent / "data" / "report_reference.json"
 
 def fixed_tables():
     """The table report_reference.json was written from (by the single-module analysis/report.py
-    at main 41c390f, bootstrap=40, seed=0; `seconds` dropped)."""
+    at main 41c390f, bootstrap=40, seed=0; `seconds` dropped). Since changed on purpose: the
+    next-scale rows' "95% PI" (curve ⊕ run-to-run noise model instead of resampled residuals)."""
     return make_runs(widths=(32, 64, 128), depths=(2, 4), images=(3200, 6400, 12800),
                      n_steps=40, seeds=(0,))
 

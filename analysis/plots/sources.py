@@ -21,15 +21,18 @@ def source_markers(sources) -> dict[str, str]:
 
 
 def scatter_by_source(ax, x, y, sources, markers: dict, **kw) -> None:
-    """Points, one marker shape per source (all circles without sources)."""
+    """Points, one marker shape per source (all circles without sources); a per-point ``c``
+    (colour values) is split with them."""
     if sources is None:
         ax.scatter(x, y, marker="o", **kw)
         return
     sources = np.asarray(sources, dtype=str)
+    per_point = {k: v for k, v in kw.items() if k == "c" and np.ndim(v) == 1}  # colour values
     for name, marker in markers.items():
         m = sources == name
         if m.any():
-            ax.scatter(np.asarray(x)[m], np.asarray(y)[m], marker=marker, **kw)
+            ax.scatter(np.asarray(x)[m], np.asarray(y)[m], marker=marker,
+                       **{**kw, **{k: np.asarray(v)[m] for k, v in per_point.items()}})
         kw.pop("label", None)
 
 
