@@ -163,3 +163,16 @@ def test_shipped_demo_design():
     assert sorted((r.cfg.model.attention, r.cfg.train.seed) for r in ablation.runs) == [
         ("causal", 0), ("causal", 1), ("causal", 2), ("prefix", 0), ("prefix", 1), ("prefix", 2)]
     assert {r.cfg.model.width for r in ablation.runs} == {32}
+
+
+def test_demo_checks_both_specs_before_launching(tmp_path):
+    """A bad ablation spec is refused (exit 2) before the scaling sweep is launched."""
+    (tmp_path / "tiny.yaml").write_text(TINY_DEMO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "aimscale", "demo", "--spec", "tiny.yaml", "--ablation-spec",
+         "missing.yaml", "--sweep-dir", "runs"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "missing.yaml" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()
