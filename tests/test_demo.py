@@ -1,13 +1,16 @@
-"""The main job end to end, reduced: a tiny demo sweep from a clean directory, then a rerun."""
+"""The main job end to end: reduced (a tiny scaling sweep and a tiny ablation from a clean
+directory, then a rerun) in the default suite; the shipped demo and its targets under `-m slow`."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -18,15 +21,32 @@ TINY_DEMO = """
 name: tiny-demo
 base:
   model: {preset: aim-tiny, head_width: 32, head_depth: 1, depth: 1}
-  data: {preset: fashion-mnist, val_images: 200}
+  data: {preset: fashion-mnist, val_images: 200, num_images: 640}
   train: {batch_size: 16, log_every: 5, eval_every: 10, eval_images: 64, checkpoint_every: 20}
   logging: {progress: none}
 zip:
   - {model.width: [16, 32, 48], model.heads: [2, 2, 2]}
-  - {train.steps: [10, 20], data.num_images: [160, 320]}
+grid:
+  train.steps: 10,20,40
 probe:
   - {kind: both, dataset: fashion-mnist, epochs: 2, limit_train: 300, limit_test: 200,
      lrs: [0.01, 0.03], weight_decays: [0.0]}
+local: {max_parallel: 2}
+"""
+TINY_ABLATION = """
+name: tiny-ablation
+base:
+  model: {preset: aim-tiny, head_width: 32, head_depth: 1, depth: 1, width: 16, heads: 2}
+  data: {preset: fashion-mnist, val_images: 200}
+  train: {batch_size: 16, steps: 10, log_every: 5, eval_every: 10, eval_images: 64}
+  logging: {progress: none}
+grid:
+  model.attention: prefix,causal
+seeds: 3
+compare: {factor: model.attention, baseline: prefix}
+probe:
+  - {kind: attentive, dataset: fashion-mnist, epochs: 1, limit_train: 200, limit_test: 100,
+     lrs: [0.03], weight_decays: [0.0]}
 local: {max_parallel: 2}
 """
 
@@ -35,26 +55,30 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _demo(tmp_path: Path) -> str:
+def _demo(tmp_path: Path, *args: str, timeout: float = 600) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(  # --strict: a report section that crashes fails the demo (exit 1)
-        [sys.executable, "-m", "aimscale", "demo", "--spec", "tiny.yaml", "--sweep-dir",
-         "runs", "--bootstrap", "50", "--poll", "0.5", "--strict"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "aimscale", "demo", "--poll", "0.5", "--strict", *args],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 
 
+TINY_ARGS = ("--spec", "tiny.yaml", "--ablation-spec", "tiny-ablation.yaml", "--sweep-dir",
+             "runs", "--bootstrap", "50")
+
+
 def test_reduced_demo_end_to_end(tmp_path):
     (tmp_path / "tiny.yaml").write_text(TINY_DEMO)
-    out = _demo(tmp_path)
+    (tmp_path / "tiny-ablation.yaml").write_text(TINY_ABLATION)
+    out = _demo(tmp_path, *TINY_ARGS)
     sweep = tmp_path / "runs"
-    assert "6 runs, 6 to train" in out
-    assert re.search(r"6/6 runs done; wall time \d+ s", out)
+    assert "9 runs, 9 to train" in out
+    assert re.search(r"15/15 runs done; wall time \d+ s", out)
 
     runs = pd.read_csv(sweep / "collect" / "runs.csv")
-    assert len(runs) == 6 and set(runs["status"]) == {"done"}
+    assert len(runs) == 9 and set(runs["status"]) == {"done"}
     assert runs["probe.attentive_last.top1"].between(0.0, 1.0).all()
     assert runs["probe.linear_last.top1"].notna().all()
     curves = pd.read_csv(sweep / "collect" / "curves.csv")
@@ -76,5 +100,79 @@ def test_reduced_demo_end_to_end(tmp_path):
         # self-contained page: every figure is embedded (by name in its alt text or inline)
         assert png.stem in html
 
-    again = _demo(tmp_path)  # finished runs are reused; only collect and report are redone
-    assert "6 runs, 0 to train, 6 already done" in again
+    # the study's verdict: every figure as in the reports, each target checked
+    summary = json.loads((sweep / "demo.json").read_text())
+    scaling = json.loads((sweep / "report" / "report.json").read_text())
+    assert summary["joint"]["E"]["value"] == scaling["joint"]["fit"]["params"]["E"]
+    assert summary["backtest"]["mape"] == scaling["backtest"]["mape"]
+    assert summary["spearman_loss_top1"] == scaling["downstream"]["correlation"]["spearman"]
+    assert set(summary["targets"]) >= {"floor_E", "alpha_interval", "beta_interval", "mape",
+                                       "held_out_runs", "compute_ratio", "coverage", "spearman",
+                                       "ablation_seeds"}
+    # the backtest predicts the largest-compute runs from the smaller ones
+    held = {p["split"] for p in scaling["backtest"]["predictions"]}
+    flops = set(runs["total_flops"])
+    assert held and max(flops - held) < min(held)
+    # the ablation: causal against the prefix baseline, 3 seeds each, with an interval
+    ablation = summary["ablation"]
+    assert (ablation["factor"], ablation["baseline"]) == ("model.attention", "prefix")
+    (causal,) = ablation["comparisons"]
+    assert causal["variant"] == "causal" and causal["n"] == 3
+    assert causal["diff_lo"] <= causal["diff"] <= causal["diff_hi"]
+    assert causal["agrees_with_paper"].split()[0] in ("agrees", "disagrees")
+    assert "[demo] ablation model.attention: causal - prefix" in out
+    abl_runs = pd.read_csv(tmp_path / "runs-ablation" / "collect" / "runs.csv")
+    assert len(abl_runs) == 6 and sorted(abl_runs["train.seed"]) == [0, 0, 1, 1, 2, 2]
+
+    again = _demo(tmp_path, *TINY_ARGS)  # finished runs are reused; only collect and report
+    assert "9 runs, 0 to train, 9 already done" in again  # are redone, for both sweeps
+    assert again.count("0 to train") == 2
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="the shipped design misses targets (last run: alpha "
+                   "[0.014, 1.36], E interval reaches 0, MAPE 4.0%, Spearman -0.73; README, "
+                   "'The demo study'); remove this mark when a design meets them")
+def test_shipped_demo_meets_its_targets(tmp_path):
+    """The shipped demo from a clean directory: the law, the backtest, the probe correlation
+    and the ablation meet the targets of `demo.json` (the README's design)."""
+    out = _demo(tmp_path, "--sweep-dir", "runs", timeout=3600)
+    summary = json.loads((tmp_path / "runs" / "demo.json").read_text())
+    missed = {k: v for k, v in summary["targets"].items() if not v["met"]}
+    assert not missed, (missed, out[-3000:])
+
+
+def test_shipped_demo_design():
+    """The shipped study as planned (no training): the report's backtest holds out exactly the
+    5 largest runs, each >= 4x the compute of any fitted run; the LR follows the width; the
+    ablation is 3 seeds of each attention at one size."""
+    from aimscale.demo import DEFAULT_ABLATION, DEFAULT_SPEC, _plan
+    from analysis.report.backtest import threshold
+
+    plan = _plan(str(DEFAULT_SPEC), [], None)
+    flops = np.array([r.total_flops for r in plan.runs])
+    n = np.array([r.trunk_params for r in plan.runs], dtype=float)
+    d = np.array([r.images_seen for r in plan.runs], dtype=float)
+    assert len(plan.runs) == 21 and list(flops) == sorted(flops, reverse=True)  # largest first
+    thr = threshold(flops, need=6, distinct=(n, d))  # as the report's backtest section picks it
+    held = flops[flops > thr]
+    assert len(held) == 5 and held.min() >= 4 * flops[flops <= thr].max()
+    lr = {r.cfg.model.width: r.cfg.optim.lr for r in plan.runs}
+    assert lr[48] == pytest.approx(8e-3) and lr[16] > lr[48] > lr[128]
+    ablation = _plan(str(DEFAULT_ABLATION), [], None)
+    assert sorted((r.cfg.model.attention, r.cfg.train.seed) for r in ablation.runs) == [
+        ("causal", 0), ("causal", 1), ("causal", 2), ("prefix", 0), ("prefix", 1), ("prefix", 2)]
+    assert {r.cfg.model.width for r in ablation.runs} == {32}
+
+
+def test_demo_checks_both_specs_before_launching(tmp_path):
+    """A bad ablation spec is refused (exit 2) before the scaling sweep is launched."""
+    (tmp_path / "tiny.yaml").write_text(TINY_DEMO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "aimscale", "demo", "--spec", "tiny.yaml", "--ablation-spec",
+         "missing.yaml", "--sweep-dir", "runs"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "missing.yaml" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()

@@ -131,7 +131,8 @@ def test_plan_cli_json_and_errors(tmp_path):
 @pytest.mark.parametrize("spec", ["demo", "width_depth", "data_size", "iterations",
                                   "ablations/attention", "ablations/targets", "ablations/order",
                                   "ablations/head", "ablations/objective",
-                                  "ablations/crop_scale", "paper/aim", "paper/aim_7b_long"])
+                                  "ablations/crop_scale", "paper/aim", "paper/aim_7b_long",
+                                  "demo_ablation", "lr_transfer"])
 def test_shipped_specs_plan(spec):
     from sweep_helpers import ROOT
 
