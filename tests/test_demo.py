@@ -31,6 +31,7 @@ grid:
 probe:
   - {kind: both, dataset: fashion-mnist, epochs: 2, limit_train: 300, limit_test: 200,
      lrs: [0.01, 0.03], weight_decays: [0.0]}
+baselines: [pixels]
 local: {max_parallel: 2}
 """
 TINY_ABLATION = """
@@ -77,7 +78,11 @@ def test_reduced_demo_end_to_end(tmp_path):
     assert "9 runs, 9 to train" in out
     assert re.search(r"15/15 runs done; wall time \d+ s", out)
 
-    runs = pd.read_csv(sweep / "collect" / "runs.csv")
+    table = pd.read_csv(sweep / "collect" / "runs.csv")
+    pixels = table[table["features"] == "pixels"]  # the raw-pixel baseline, probed once
+    assert len(pixels) == 1 and pixels["probe.linear_last.top1"].between(0.3, 1.0).all()
+    assert "What pre-training adds" in (sweep / "report" / "report.md").read_text()
+    runs = table[table["features"] == "trunk"]
     assert len(runs) == 9 and set(runs["status"]) == {"done"}
     assert runs["probe.attentive_last.top1"].between(0.0, 1.0).all()
     assert runs["probe.linear_last.top1"].notna().all()

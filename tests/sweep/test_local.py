@@ -9,12 +9,14 @@ import signal
 import time
 
 import pandas as pd
+import pytest
 from sweep_helpers import TINY_BASE, aimscale, status, wait_all_terminal, wait_for, write_spec
 
 # fails at run time, after launch's checks: a huge learning rate without warmup or clipping
 BROKEN = ["optim.lr=1e6", "optim.warmup_fraction=0", "optim.grad_clip=0"]
 
 
+@pytest.mark.slow  # minutes on 2 cores; run with `pytest -m slow`
 def test_throttled_launch_then_relaunch_submits_nothing(tmp_path):
     sweep_dir = tmp_path / "sweep"
     spec = write_spec(tmp_path / "s.yaml", "local3", sweep_dir,

@@ -186,6 +186,7 @@ def test_controller_down_during_status_and_launch(tmp_path):
     wait_for(lambda: run_of(sweep_dir, run_id)["state"] == "cancelled", 60, 1.0, "cancelled")
 
 
+@pytest.mark.slow  # minutes on 2 cores; run with `pytest -m slow`
 def test_user_scancel_shows_cancelled_and_retry_resumes_it(tmp_path):
     """A user's `scancel`: `cancelled`; a plain relaunch leaves it; --retry-failed resumes it
     from its checkpoint and it ends equal to its uninterrupted twin."""
