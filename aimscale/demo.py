@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from aimscale.config import ConfigError
     from aimscale.data.errors import DataError
     from aimscale.data.fetch import fetch
+    from aimscale.jsonfiles import UnreadableFileError
+    from aimscale.sweep.launch import DataProblems
 
     started = time.perf_counter()
     try:
@@ -74,9 +76,12 @@ def run(args: argparse.Namespace) -> int:
     for plan in sweeps:
         try:
             dirs.append(_launch(plan, args.max_parallel))
-        except (ConfigError, RuntimeError) as err:
+        except (ConfigError, DataProblems, UnreadableFileError) as err:  # bad input
             print(f"aimscale demo: {err}", file=sys.stderr)
             return 2
+        except RuntimeError as err:  # a launch that failed at run time (as `aimscale launch`)
+            print(f"aimscale demo: {err}", file=sys.stderr)
+            return 1
         states += _watch(dirs[-1], args.poll, started)
     failed = [s for s in states if s.state != "done"]
     for state in failed:

@@ -181,3 +181,20 @@ def test_demo_checks_both_specs_before_launching(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "missing.yaml" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_launch_that_fails_at_run_time_exits_1_not_2(tmp_path):
+    """Another launch holds the sweep (a run-time condition, not bad input): exit 1, as
+    `aimscale launch` does, with its message."""
+    from aimscale.sweep.manifest import launch_lock
+
+    (tmp_path / "tiny.yaml").write_text(TINY_DEMO)
+    with launch_lock(tmp_path / "runs"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "aimscale", "demo", "--spec", "tiny.yaml", "--ablation-spec",
+             "none", "--sweep-dir", "runs"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )
+    assert proc.returncode == 1, proc.stderr
+    assert "another `aimscale launch` is submitting" in proc.stderr
+    assert "Traceback" not in proc.stderr
