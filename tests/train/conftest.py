@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 # width 32, 2 blocks, a 1-block head of width 32 on 28×28 images (49 patches of 4×4);
 # batch 16 in micro-batches of 8, so gradient accumulation is always exercised
-TINY = [
+TINY_SHAPE = [
     "model.width=32",
     "model.depth=2",
     "model.heads=2",
@@ -22,6 +22,10 @@ TINY = [
     "model.head_depth=1",
     "train.batch_size=16",
     "train.micro_batch_size=8",
+]
+# ... without progress lines or the prepare step, and a small eval
+TINY = [
+    *TINY_SHAPE,
     "train.eval_images=32",
     "train.prepare_images=0",
     "logging.progress=none",

@@ -13,7 +13,7 @@ import pytest
 from aimscale.train import train
 from aimscale.train.metrics import read_metrics
 
-from .conftest import REPO, SYNTHETIC, TINY, cli_env, compose_run
+from .conftest import REPO, SYNTHETIC, TINY, TINY_SHAPE, cli_env, compose_run
 
 # prefix attention (the default): the prefix lengths are drawn for the whole global batch, so a
 # batch split over ranks sees the same draws as the unsplit one
@@ -29,13 +29,7 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 # the command of issue 12 (it aborted at exit in 2 of 8 and 2 of 5 tries): default progress
 # lines and prepare step, as a user runs it
 ISSUE_RUN = [
-    "model.width=32",
-    "model.depth=2",
-    "model.heads=2",
-    "model.head_width=32",
-    "model.head_depth=1",
-    "train.batch_size=16",
-    "train.micro_batch_size=8",
+    *TINY_SHAPE,
     *SYNTHETIC,
     "train.steps=6",
     "train.eval_every=3",
