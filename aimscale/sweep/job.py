@@ -86,8 +86,8 @@ class TrainJob(submitit.helpers.Checkpointable):
 
     def _work(self) -> dict[str, Any]:
         """Train the run, then each of its cooldown branches (`branches.json`, written by
-        `launch`; a done one returns at once), then probe them all. A stop ends the job where
-        it is; the requeued job resumes there."""
+        `launch`; a done one returns at once); their probe task follows as its own job. A stop
+        ends the job where it is; the requeued job resumes there."""
         from aimscale.config import from_yaml
         from aimscale.train import train
         from aimscale.train.branches import branch_dirs
