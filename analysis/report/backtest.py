@@ -13,19 +13,38 @@ from ..errors import AnalysisError
 from ..isoflop import group_budgets
 from ..plots import fmt
 
+CLEAR_GAP = 2.0  # a split value this many times the next smaller one is a break in the design
+HELD_OUT_FRACTION = (0.1, 0.4)  # the share of runs a break may hold out
+
 
 def threshold(split: np.ndarray, need: int, distinct: tuple = (), distinct_min: int = 3) -> float:
-    """Largest split value that keeps ≥ ``need`` runs (and ``distinct_min`` distinct values of
-    each input) below it while holding out at least one run, preferring about a quarter."""
+    """The split value at or below which runs are fitted; the rest are held out.
+
+    A design with a clear break (a split value ≥ ``CLEAR_GAP``× the next smaller one, holding out
+    10–40% of the runs) is split at its widest such break, so every held-out run is well beyond
+    the fitted range. Otherwise: the largest value that keeps about three quarters below it. Either
+    way ≥ ``need`` runs (and ``distinct_min`` distinct values of each input) are fitted and at
+    least one run is held out."""
+    split = np.asarray(split, dtype=float)
     vals = np.sort(np.unique(split))
     if len(vals) < 2:
         raise AnalysisError("all runs share one value of the holdout column; nothing to hold out")
+
+    def fits(v: float) -> bool:
+        train = split <= v
+        return train.sum() >= need and all(len(np.unique(x[train])) >= distinct_min
+                                           for x in distinct)
+
+    lo, hi = HELD_OUT_FRACTION
+    breaks = [(vals[i + 1] / vals[i], vals[i]) for i in range(len(vals) - 1)
+              if vals[i] > 0 and vals[i + 1] >= CLEAR_GAP * vals[i]
+              and lo <= (split > vals[i]).mean() <= hi and fits(vals[i])]
+    if breaks:
+        return float(max(breaks)[1])
     target = np.quantile(split, 0.75)
     candidates = [v for v in vals[:-1] if v <= target] or list(vals[:-1])
     for v in sorted(candidates, reverse=True) + sorted(set(vals[:-1]) - set(candidates)):
-        train = split <= v
-        if train.sum() >= need and all(len(np.unique(x[train])) >= distinct_min
-                                       for x in distinct):
+        if fits(v):
             return float(v)
     raise AnalysisError(f"too few runs to hold some out and still fit on ≥ {need} runs with ≥ "
                         f"{distinct_min} distinct sizes below the threshold")
