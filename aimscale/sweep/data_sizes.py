@@ -10,6 +10,12 @@ branch* of it: a result with its own run id and directory, which starts from the
 checkpoint at its own cooldown start and trains only the cooldown (`aimscale.train.branches`).
 Runs get a `data_size` axis (the images seen). The plan counts the trunk's FLOPs once and each
 branch's cooldown only; a branch is trained inside its trunk's task.
+
+Per-point sizes (a staircase design: small models long, large ones near their compute-optimal
+point) are a zip column, one list per zip entry, each parsed like the global list:
+```yaml
+zip: {model.width: [64, 256], data_sizes: [[6400, 12800, 25600], [25600, 51200]]}
+```
 """
 
 from __future__ import annotations
@@ -20,12 +26,59 @@ from aimscale import config as C
 from aimscale.train.branches import branch_config, family_problems, trunk_config
 
 AXIS = "data_size"  # the axis the runs of a family differ in (images seen)
+COLUMN = "data_sizes"  # the spec key, and the zip column of per-point sizes
 
 
 def parse_data_sizes(raw: Any, taken: set[str]) -> tuple[list[int], list[str]]:
     """The sizes (images, ascending) and the problems; `taken`: keys axes or overrides set."""
     if raw is None:
         return [], []
+    sizes, problems = _size_list(raw)
+    if isinstance(raw, list) and raw:
+        problems += _taken_problems(taken)
+    return sizes, problems
+
+
+def parse_zip_columns(columns: dict[int, Any], spec_key: bool, taken: set[str]):
+    """({zip index: [sizes of each entry]}, problems) of the zips' `data_sizes` columns (zip
+    index -> the column as read); `spec_key`: the spec also has a global `data_sizes:`."""
+    where = " and ".join(f"zip[{i}]" for i in columns)
+    if columns and spec_key:
+        return {}, [f"{COLUMN} is given both as a spec key and as a column of {where}; give "
+                    "every point the same sizes with the spec key, or each its own in the zip "
+                    "column, not both"]
+    if len(columns) > 1:
+        return {}, [f"{COLUMN} is a column of {where}; a point has one list of sizes: give the "
+                    f"{COLUMN} column in one zip"]
+    parsed, problems = {}, []
+    for i, column in columns.items():
+        parsed[i], found = parse_zip_column(column, f"zip[{i}].{COLUMN}", taken)
+        problems += found
+    return parsed, problems
+
+
+def parse_zip_column(column: Any, where: str, taken: set[str]):
+    """([sizes of each zip entry], problems) of a zip's `data_sizes` column (at `where`, e.g.
+    `zip[0].data_sizes`): one list per entry, each parsed like the global `data_sizes:`."""
+    if not isinstance(column, list) or not any(isinstance(entry, list) for entry in column):
+        return [], [f"{where}: expected one list of data sizes per zip entry (e.g. [[6400, "
+                    f"12800], [12800, 25600]]), got {column!r}; for the same sizes at every point "
+                    f"use the spec key {COLUMN}: instead"]
+    per_entry, problems = [], []
+    for j, entry in enumerate(column):
+        sizes, found = _size_list(entry)
+        per_entry.append(sizes)
+        problems += [p.replace(COLUMN, f"{where}[{j}]", 1) for p in found]
+    return per_entry, problems + _taken_problems(taken)
+
+
+def _taken_problems(taken: set[str]) -> list[str]:
+    return [f"data_sizes sets train.steps of every run; drop the {key} axis or override, or drop "
+            "data_sizes" for key in ("train.steps", AXIS) if key in taken]
+
+
+def _size_list(raw: Any) -> tuple[list[int], list[str]]:
+    """One list of sizes: (the sizes, ascending, and the problems, each `data_sizes: ...`)."""
     if not isinstance(raw, list) or not raw:
         return [], [f"data_sizes: expected a list of data sizes in images seen (e.g. [6400, "
                     f"12800]), got {raw!r}"]
@@ -39,10 +92,6 @@ def parse_data_sizes(raw: Any, taken: set[str]) -> tuple[list[int], list[str]]:
             sizes.append(int(value))
     if len(set(sizes)) != len(sizes):
         problems.append(f"data_sizes: {sorted(sizes)} lists a size twice; give each once")
-    for key in ("train.steps", AXIS):
-        if key in taken:
-            problems.append(f"data_sizes sets train.steps of every run; drop the {key} axis or "
-                            "override, or drop data_sizes")
     return sorted(set(sizes)), problems
 
 

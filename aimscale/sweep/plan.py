@@ -174,17 +174,19 @@ def build_plan(spec: SweepSpec) -> Plan:
             chunk_cache[overrides] = _apply_chunk(base_tree, overrides)
         return chunk_cache[overrides]
 
-    # the dimensions of the product: each value is (axes shown, overrides)
-    dims: list[list[tuple[dict[str, str], tuple[str, ...]]]] = []
+    # the dimensions of the product: each value is (axes shown, overrides, data sizes or None)
+    dims: list[list[tuple[dict[str, str], tuple[str, ...], list[int] | None]]] = []
     for axis in spec.grid:
-        dims.append([({axis.key: v}, (f"{axis.key}={v}",)) for v in axis.values])
-    for group in spec.zips:
+        dims.append([({axis.key: v}, (f"{axis.key}={v}",), None) for v in axis.values])
+    for g, group in enumerate(spec.zips):
+        sizes = spec.zip_data_sizes.get(g)  # a zip column: each entry's own data sizes
         dims.append([
-            ({a.key: a.values[i] for a in group}, tuple(f"{a.key}={a.values[i]}" for a in group))
+            ({a.key: a.values[i] for a in group}, tuple(f"{a.key}={a.values[i]}" for a in group),
+             sizes[i] if sizes else None)
             for i in range(len(group[0].values))
         ])
     if spec.variants:
-        dims.append([({"variant": name}, tuple(o)) for name, o in spec.variants.items()])
+        dims.append([({"variant": name}, tuple(o), None) for name, o in spec.variants.items()])
     cli = tuple(spec.cli_overrides)
 
     probes, problems = _probe_configs(spec)
@@ -197,7 +199,9 @@ def build_plan(spec: SweepSpec) -> Plan:
     for point in itertools.product(*dims):
         axes: dict[str, str] = {}
         chunks, overrides = [], []
-        for shown, ovr in point:
+        data_sizes = spec.data_sizes  # the spec's, or this point's zip entry's
+        for shown, ovr, sizes in point:
+            data_sizes = sizes or data_sizes
             axes.update(shown)
             chunks.append(chunk(ovr))
             overrides += ovr
@@ -206,7 +210,7 @@ def build_plan(spec: SweepSpec) -> Plan:
             overrides += cli
         label = " ".join(f"{k}={v}" for k, v in axes.items()) or "base"
         bad = False
-        for (shown, _ovr), ch in zip(point, chunks, strict=False):
+        for (shown, *_), ch in zip(point, chunks, strict=False):
             if ch.problems:
                 bad = True
                 if id(ch) not in reported:  # a bad axis value is reported once, not per point
@@ -239,10 +243,10 @@ def build_plan(spec: SweepSpec) -> Plan:
         if resource is not None:
             point_problems += _fit_problems(cfg, resource)
         members: list[tuple[C.RunConfig, dict[str, str], str | None]] = [(cfg, axes, None)]
-        if spec.data_sizes and not point_problems:  # a trunk and its cooldown branches
-            members, family_problems = family(cfg, axes, spec.data_sizes)
+        if data_sizes and not point_problems:  # a trunk and its cooldown branches
+            members, family_problems = family(cfg, axes, data_sizes)
             point_problems += family_problems
-        for member, *_ in members if spec.data_sizes else []:
+        for member, *_ in members if data_sizes else []:
             point_problems += _validate(member)
         if probes:
             for member, *_ in members:

@@ -92,6 +92,7 @@ def format_plan(plan, max_rows: int = 200) -> str:
     if len(plan.runs) > max_rows:
         lines.append(f"... {len(plan.runs) - max_rows} more (use --json for all)")
     branched = [run for run in plan.runs if run.branch_of]
+    lines += _data_size_lines(plan.runs, max_rows)
     if branched:
         lines += ["", f"cooldown branches (data_sizes; FLOPs spent: the cooldown only, trained in "
                       f"the trunk's task): {len(branched)}"]
@@ -126,6 +127,24 @@ def format_plan(plan, max_rows: int = 200) -> str:
         lines += ["", f"memory: {len(warnings)} run(s) do not fit their GPUs (estimate, see "
                   "aimscale/memory.py):", *(f"  - {w}" for w in warnings)]
     return "\n".join(lines)
+
+
+def _data_size_lines(runs, max_rows: int) -> list[str]:
+    """Each trunk of `data_sizes` (the spec's list, or its zip entry's) with its sizes."""
+    from aimscale.sweep.data_sizes import AXIS
+
+    sizes = {run.run_id: [run.images_seen] for run in runs
+             if AXIS in run.axes and not run.branch_of}
+    if not sizes:
+        return []
+    for run in runs:
+        if run.branch_of in sizes:
+            sizes[run.branch_of].append(run.images_seen)
+    rows = list(sizes.items())
+    return ["", f"data sizes per trunk (images; the largest is the trunk, the others its "
+                f"branches): {len(rows)} trunk(s)",
+            *(f"{trunk:<44} {' '.join(_si(n) for n in sorted(seen))}"
+              for trunk, seen in rows[:max_rows])]
 
 
 def _memory_cells(memory: dict | None) -> str:

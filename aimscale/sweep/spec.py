@@ -6,6 +6,7 @@ base: {model: {preset: aim-tiny}, data: {preset: fashion-mnist}, train: {steps: 
 overrides: [optim.lr=2e-3]              # applied to the base, before the axes
 grid: {model.width: "64,128", model.depth: "range(2,8,2)"}      # cartesian product
 zip: {model.width: [64, 128], model.heads: [2, 4]}             # advanced together
+                                        # (+ data_sizes: [[..], [..]], one list per entry)
 variants: {causal: [model.attention=causal], prefix: []}       # named sets of overrides
 size_rules: {optim.lr: "3e-3 * (width / 128) ** -1"}           # values from the model size
 seeds: 3                                # replicates: a train.seed axis (aimscale/sweep/ablation.py)
@@ -31,7 +32,7 @@ import yaml
 from aimscale.config import ConfigError, path_component
 from aimscale.sweep.ablation import SEED_KEY, Compare, parse_compare, seed_values
 from aimscale.sweep.baselines import parse_baselines
-from aimscale.sweep.data_sizes import parse_data_sizes
+from aimscale.sweep.data_sizes import COLUMN, parse_data_sizes, parse_zip_columns
 from aimscale.sweep.resources import ResourcePolicy, parse_resources
 from aimscale.sweep.size_rules import SizeRule, parse_size_rules
 
@@ -78,6 +79,8 @@ class SweepSpec:
     size_rules: list[SizeRule] = field(default_factory=list)  # aimscale/sweep/size_rules.py
     compare: Compare | None = None  # aimscale/sweep/ablation.py
     data_sizes: list[int] = field(default_factory=list)  # images; aimscale/sweep/data_sizes.py
+    # per-point sizes: zip group index -> the sizes of each of its entries (a zip column)
+    zip_data_sizes: dict[int, list[list[int]]] = field(default_factory=dict)
     cost: CostModel = field(default_factory=CostModel)
     probes: list[dict[str, Any]] = field(default_factory=list)
     baselines: tuple[str, ...] = ()  # aimscale/sweep/baselines.py
@@ -117,17 +120,34 @@ def parse_spec(raw: dict[str, Any], cli_overrides: list[str] = (), path: str | N
     spec.sweep_dir = str(raw.get("sweep_dir") or f"sweep_runs/{path_component(name)}")
     spec.base = dict(raw.get("base") or {})
     spec.overrides = [str(o) for o in raw.get("overrides") or []]
-    grid, grid_problems = _parse_axes(raw.get("grid") or {}, "grid")
+    grid = raw.get("grid") or {}
+    if isinstance(grid, dict) and COLUMN in grid:
+        problems.append(f"grid.{COLUMN}: data sizes are not a grid axis; give each point its own "
+                        f"list as a zip column (zip: {{model.width: [64, 256], {COLUMN}: [[6400, "
+                        f"12800], [25600, 51200]]}}), or the same list for every point as the "
+                        f"spec key {COLUMN}:")
+        grid = {k: v for k, v in grid.items() if k != COLUMN}
+    grid, grid_problems = _parse_axes(grid, "grid")
     spec.grid, problems = grid, problems + grid_problems
     zips = raw.get("zip") or []
+    size_columns: dict[int, Any] = {}  # zip index -> its data_sizes column, parsed below
     for i, group in enumerate([zips] if isinstance(zips, dict) else zips):
+        if isinstance(group, dict) and COLUMN in group:
+            size_columns[i] = group[COLUMN]
+            group = {k: v for k, v in group.items() if k != COLUMN}
+            if not group:
+                problems.append(f"zip[{i}]: a {COLUMN} column needs a column of config values "
+                                f"beside it (e.g. model.width); for the same sizes at every "
+                                f"point use the spec key {COLUMN}:")
         axes, zip_problems = _parse_axes(group, f"zip[{i}]")
         problems += zip_problems
-        lengths = {len(axis.values) for axis in axes}
-        if len(lengths) > 1:
+        counts = [(a.key, len(a.values)) for a in axes]
+        if isinstance(size_columns.get(i), list):
+            counts.append((COLUMN, len(size_columns[i])))
+        if len({n for _, n in counts}) > 1:
             problems.append(
                 f"zip[{i}]: zipped axes need the same number of values, got "
-                + ", ".join(f"{a.key}: {len(a.values)}" for a in axes)
+                + ", ".join(f"{key}: {n}" for key, n in counts)
             )
         spec.zips.append(axes)
     for variant, overrides in (raw.get("variants") or {}).items():
@@ -188,9 +208,12 @@ def parse_spec(raw: dict[str, Any], cli_overrides: list[str] = (), path: str | N
             problems.append(f"axis {axis.key!r} appears twice (grid and zip?); vary it once")
         seen.add(axis.key)
     taken = seen | {o.split("=", 1)[0].lstrip("+~") for o in cli_plain}  # rules don't hide them
-    spec.data_sizes, size_problems = parse_data_sizes(raw.get("data_sizes"), taken)
+    spec.data_sizes, size_problems = parse_data_sizes(raw.get(COLUMN), taken)
     problems += size_problems
-    if spec.data_sizes:
+    spec.zip_data_sizes, column_problems = parse_zip_columns(
+        size_columns, raw.get(COLUMN) is not None, taken)
+    problems += column_problems
+    if spec.data_sizes or spec.zip_data_sizes:
         taken = taken | {"train.steps"}  # a size rule may not set it either
     spec.size_rules, rule_problems = parse_size_rules(raw.get("size_rules"), taken)
     problems += rule_problems
