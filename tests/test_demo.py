@@ -148,9 +148,10 @@ def test_shipped_demo_meets_its_targets(tmp_path):
 
 
 def test_shipped_demo_design():
-    """The shipped study as planned (no training): the report's backtest holds out exactly the
-    5 largest runs, each >= 4x the compute of any fitted run; the LR follows the width; the
-    ablation is 3 seeds of each attention at one size."""
+    """The shipped study as planned (no training): 24 results from 8 trunks (cooldown branches
+    of per-width data sizes); the report's backtest holds out exactly the 4 largest, each >= 4x
+    the compute of any fitted run; the LR follows the width; the ablation is 3 seeds of each
+    attention at one size."""
     from aimscale.demo import DEFAULT_ABLATION, DEFAULT_SPEC, _plan
     from analysis.report.backtest import threshold
 
@@ -158,12 +159,15 @@ def test_shipped_demo_design():
     flops = np.array([r.total_flops for r in plan.runs])
     n = np.array([r.trunk_params for r in plan.runs], dtype=float)
     d = np.array([r.images_seen for r in plan.runs], dtype=float)
-    assert len(plan.runs) == 21 and list(flops) == sorted(flops, reverse=True)  # largest first
+    assert len(plan.runs) == 24 and list(flops) == sorted(flops, reverse=True)  # largest first
+    trunks = [r for r in plan.runs if r.branch_of is None]
+    assert sorted(r.cfg.model.width for r in trunks) == [8, 12, 16, 24, 32, 48, 64, 96]
     thr = threshold(flops, need=6, distinct=(n, d))  # as the report's backtest section picks it
     held = flops[flops > thr]
-    assert len(held) == 5 and held.min() >= 4 * flops[flops <= thr].max()
+    assert len(held) == 4 and held.min() >= 4 * flops[flops <= thr].max()
+    assert {r.cfg.model.width for r in plan.runs if r.total_flops > thr} == {64, 96}
     lr = {r.cfg.model.width: r.cfg.optim.lr for r in plan.runs}
-    assert lr[48] == pytest.approx(8e-3) and lr[16] > lr[48] > lr[128]
+    assert lr[48] == pytest.approx(8e-3) and lr[8] > lr[48] > lr[96]
     ablation = _plan(str(DEFAULT_ABLATION), [], None)
     assert sorted((r.cfg.model.attention, r.cfg.train.seed) for r in ablation.runs) == [
         ("causal", 0), ("causal", 1), ("causal", 2), ("prefix", 0), ("prefix", 1), ("prefix", 2)]
