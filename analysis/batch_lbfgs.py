@@ -11,7 +11,8 @@ Algorithm per problem: L-BFGS two-loop recursion (memory ``m``), variables at a 
 gradient points outward are frozen for the step (projected direction), backtracking Armijo line
 search on the projected path, curvature pairs with sᵀy ≤ 0 skipped. A problem stops when its
 projected gradient is below ``gtol``, its relative decrease is below ``ftol``, its line search
-fails, or ``max_iter`` is reached.
+fails, or ``max_iter`` is reached; a ``spare`` start also when another start of its group has
+converged to a lower objective.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 # fun_grad(rows, x) -> (f, g): objective (k,) and gradient (k, p) of problems ``rows`` at ``x``.
 FunGrad = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
-RUNNING, GTOL, FTOL, LINESEARCH, MAXITER = 0, 1, 2, 3, 4
+RUNNING, GTOL, FTOL, LINESEARCH, MAXITER, BEATEN = 0, 1, 2, 3, 4, 5
 
 
 @dataclass
@@ -57,8 +58,15 @@ def minimize_batch(
     gtol: float = 1e-8,
     ftol: float = 1e-9,
     max_linesearch: int = 40,
+    groups: np.ndarray | None = None,
+    spare: np.ndarray | None = None,
 ) -> BatchResult:
-    """Minimise P independent problems from starts ``x0`` (P, p) within ``[lower, upper]`` (p,)."""
+    """Minimise P independent problems from starts ``x0`` (P, p) within ``[lower, upper]`` (p,).
+
+    ``groups`` (P,) labels starts of one fit, of which only the best is used, and ``spare`` (P,)
+    marks extra starts among them: a spare start stops (status BEATEN) as soon as a converged
+    start of its group has a lower objective than its own, so it costs iterations only where it
+    may win. Every other start runs exactly as it would alone (the problems never interact)."""
     lo = np.asarray(lower, dtype=float)
     hi = np.asarray(upper, dtype=float)
     x = np.clip(np.asarray(x0, dtype=float), lo, hi)
@@ -74,8 +82,14 @@ def minimize_batch(
     has_pair = np.zeros(n_prob, dtype=bool)
     active = np.flatnonzero(np.isfinite(f))
     status[~np.isfinite(f)] = LINESEARCH
+    if spare is not None:
+        groups = np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1)
+        spare = np.asarray(spare, dtype=bool)
+        best = np.empty(int(groups.max()) + 1 if groups.size else 0)
 
     for it in range(max_iter):
+        if spare is not None and active.size:
+            active = _drop_beaten(active, f, status, groups, spare, best)
         if active.size == 0:
             break
         xa, fa, ga = x[active], f[active], g[active]
@@ -152,3 +166,17 @@ def minimize_batch(
         active = idx[(status[idx] == RUNNING)]
     status[status == RUNNING] = MAXITER
     return BatchResult(x=x, f=f, g=g, n_iter=n_iter, status=status)
+
+
+def _drop_beaten(active: np.ndarray, f: np.ndarray, status: np.ndarray, groups: np.ndarray,
+                 spare: np.ndarray, best: np.ndarray) -> np.ndarray:
+    """``active`` less the spare problems whose objective is above the best converged one of
+    their group; those get status BEATEN."""
+    conv = (status == GTOL) | (status == FTOL)
+    if not conv.any():
+        return active
+    best.fill(np.inf)
+    np.minimum.at(best, groups[conv], f[conv])
+    beaten = spare[active] & (f[active] > best[groups[active]])
+    status[active[beaten]] = BEATEN
+    return active[~beaten]

@@ -191,8 +191,10 @@ def _converged(prob: LseProblem, x: np.ndarray, g: np.ndarray, status: np.ndarra
 
 
 def refine(prob: LseProblem, starts: np.ndarray, weights: np.ndarray | None,
-           max_iter: int = 2000, ftol: float = 1e-15):
-    """Tight float64 batched L-BFGS from internal ``starts``; weights (n,), (P, n) or None."""
+           max_iter: int = 2000, ftol: float = 1e-15, groups: np.ndarray | None = None,
+           spare: np.ndarray | None = None):
+    """Tight float64 batched L-BFGS from internal ``starts``; weights (n,), (P, n) or None;
+    ``groups`` and ``spare``: extra starts that stop once beaten (``minimize_batch``)."""
     shared = weights is None or np.ndim(weights) == 1
 
     def fg(rows, t):
@@ -203,7 +205,7 @@ def refine(prob: LseProblem, starts: np.ndarray, weights: np.ndarray | None,
     else:
         wsum = weights.sum(axis=1)
     res = minimize_batch(fg, starts, prob.lower, prob.upper, ftol=ftol, gtol=1e-10,
-                         max_iter=max_iter)
+                         max_iter=max_iter, groups=groups, spare=spare)
     return res, _converged(prob, res.x, res.g, res.status, wsum)
 
 
@@ -240,16 +242,36 @@ def solve(prob: LseProblem, starts_raw: np.ndarray, weights: np.ndarray | None =
     return LseSolution(prob.to_raw(x), f, conv, msg, nit, optima, len(starts))
 
 
+def with_floor_starts(prob: LseProblem, warm: np.ndarray) -> np.ndarray:
+    """``warm`` (K, p internal) plus, when E is free, each start with E at its lower bound (E = 0).
+
+    A resample whose optimum has no floor is reached from a start with a floor only by a crawl:
+    the gradient in e = log E shrinks with E, so L-BFGS takes ~1000 steps of tiny decrease down
+    to the bound (and then scipy as many again) while E, A and α trade off along the valley. From
+    E = 0 the same optimum is a few steps away."""
+    lo = prob.lower[0]
+    if prob.upper[0] <= lo:  # E pinned (no floor): nothing to add
+        return warm
+    snapped = warm[warm[:, 0] > lo + 1e-9].copy()
+    snapped[:, 0] = lo
+    return np.concatenate([warm, snapped])
+
+
 def solve_resamples(prob: LseProblem, weights: np.ndarray,
                     warm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Refit for each row of ``weights`` (R, n) from every warm start (K, p internal).
+    """Refit for each row of ``weights`` (R, n) from every warm start (K, p internal) and its copy
+    with E = 0 (``with_floor_starts``; it runs only while it may beat the given starts).
 
     Returns raw parameters (R, p) and a converged flag (R,). All R·K problems run together in the
     float64 batched L-BFGS with tight tolerances; each resample keeps its best.
     """
+    k_given = np.atleast_2d(warm).shape[0]
+    warm = with_floor_starts(prob, np.atleast_2d(warm))
     n_res, k = weights.shape[0], warm.shape[0]
+    # The E = 0 starts are spare: once a given start has converged lower, they stop.
     res, conv = refine(prob, np.tile(warm, (n_res, 1)), np.repeat(weights, k, axis=0),
-                       max_iter=1000, ftol=1e-12)
+                       max_iter=1000, ftol=1e-12, groups=np.repeat(np.arange(n_res), k),
+                       spare=np.tile(np.arange(k) >= k_given, n_res))
     f = np.where(np.isfinite(res.f), res.f, np.inf).reshape(n_res, k)
     pick = np.argmin(f, axis=1)
     rows = np.arange(n_res) * k + pick
