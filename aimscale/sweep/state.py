@@ -1,7 +1,8 @@
 """Where each run of a sweep stands, joining the manifest, the scheduler's view and the files.
 
 States (what `aimscale status` shows; README "What status shows"):
-- `new` never submitted · `pending` queued · `running` · `probing` trained, its probe task is
+- `new` never submitted · `pending` queued (a cooldown branch also while its trunk's task
+  trains the trunk or an earlier branch) · `running` · `probing` trained, its probe task is
   queued or runs (`probe_state.py`) · `done` (summary.json written, and the probe task, if any,
   no longer queued or running)
 - `requeued` stopped (time limit, preemption) or killed (node failure) and queued to resume
@@ -191,6 +192,11 @@ def _run_state(run_id: str, run_dir: str | Path, attempt: dict | None,
         return make("cancelled", f"cancelled in SLURM ({detail})" if detail else "cancelled")
     if where == "pending":  # a status file of this attempt: it has run and was requeued
         return make("requeued" if disk else "pending")
+    trunk = attempt.get("task_of")
+    if where in ("running", "suspended") and disk is None and trunk and trunk != run_id:
+        # a cooldown branch whose task trains its trunk or an earlier branch first
+        return make("pending", f"waits in its trunk's task ({trunk}): the trunk and the "
+                               "branches before it train first")
     if where == "running":
         beat = attempt.get("heartbeat_s")
         if disk == "running" and beat and age is not None and age > STALE_BEATS * beat and (

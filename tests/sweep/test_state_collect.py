@@ -183,3 +183,34 @@ def test_status_into_a_closed_pipe_ends_quietly(tmp_path):
                          shell=True, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.startswith("sweep many: 3000 runs")
     assert out.stderr == ""
+
+
+def test_a_branch_waiting_in_its_trunks_task_is_pending(tmp_path):
+    """A cooldown branch shares its trunk's task: while that task trains the trunk (or an
+    earlier branch), the branch is `pending` with a note, not `running`."""
+    sweep_dir = tmp_path / "sweep"
+    manifest = new_manifest("t", {})
+    now = time.time()
+    scheduler = tmp_path / "scheduler.json"
+    atomic_write_json(scheduler, {"pid": os.getpid(), "runs": {
+        "trunk": {"state": "submitted", "job_id": str(os.getpid())}}})
+    attempt = {"executor": "local", "job_id": None, "submitted_at": now - 60,
+               "scheduler_state": str(scheduler)}
+    for run_id in ("trunk", "early", "late"):
+        (sweep_dir / run_id).mkdir(parents=True)
+        own = attempt if run_id == "trunk" else {**attempt, "task_of": "trunk"}
+        manifest["runs"][run_id] = {"run_dir": str(sweep_dir / run_id), "attempts": [own]}
+    atomic_write_json(sweep_dir / "trunk" / "status.json",
+                      {"state": "running", "step": 5, "total_steps": 12})
+    states = {s.run_id: s for s in sweep_states(sweep_dir, manifest)}
+    assert states["trunk"].state == "running"
+    assert states["early"].state == states["late"].state == "pending"
+    assert "trunk's task (trunk)" in states["late"].error
+    # the trunk is done and the task now trains the first branch; the second still waits
+    atomic_write_json(sweep_dir / "trunk" / "summary.json", {"steps": 12, "final_loss": 1.0})
+    atomic_write_json(sweep_dir / "early" / "status.json",
+                      {"state": "running", "step": 7, "total_steps": 8})
+    states = {s.run_id: s for s in sweep_states(sweep_dir, manifest)}
+    assert [states[r].state for r in ("trunk", "early", "late")] == ["done", "running",
+                                                                      "pending"]
+    assert states["early"].step == 7
