@@ -2,9 +2,11 @@
 
 Without run ids every run that is queued or running is cancelled. Both arrays are cancelled: the
 run's training task and its probe task (`probe_attempts`), whichever is still queued or
-running. The manifest records the cancel on the latest attempt of each (`cancelled_at`), so
-`status` shows `cancelled`, a plain `launch` leaves the run alone and `launch --retry-failed`
-resumes it from its last checkpoint (and probes it again).
+running. A cooldown branch is trained and probed in its trunk's task, so naming any run of a
+family cancels that task for the whole family, and each of its live runs is recorded (the
+output names them). The manifest records the cancel on the latest attempt of each
+(`cancelled_at`), so `status` shows `cancelled`, a plain `launch` leaves the run alone and
+`launch --retry-failed` resumes it from its last checkpoint (and probes it again).
 Exit codes: 0 cancelled (or nothing to cancel), 1 SLURM did not answer or another launch holds
 the sweep, 2 unknown run ids, runs on another executor, or no readable sweep.json.
 """
@@ -50,10 +52,13 @@ def run(args: argparse.Namespace) -> int:
             warnings: list[str] = []
             states = {s.run_id: s for s in sweep_states(args.sweep_dir, manifest,
                                                         with_loss=False, warnings=warnings)}
-            targets = {r: latest_attempt(runs[r]) for r in runs
-                       if r in wanted and states[r].train in CANCELLABLE}
-            probe_targets = {r: runs[r]["probe_attempts"][-1] for r in runs
-                             if r in wanted and states[r].probe in PROBE_LIVE}
+            live = {r: latest_attempt(runs[r]) for r in runs if states[r].train in CANCELLABLE}
+            live_probes = {r: runs[r]["probe_attempts"][-1] for r in runs
+                           if states[r].probe in PROBE_LIVE}
+            targets = _with_task_mates({r: a for r, a in live.items() if r in wanted}, live)
+            probe_targets = _with_task_mates(
+                {r: a for r, a in live_probes.items() if r in wanted}, live_probes)
+            mates = sorted((set(targets) | set(probe_targets)) - wanted)
             if any(s.state == "unknown" or s.probe == "unknown"
                    for r, s in states.items() if r in wanted):
                 print(f"aimscale cancel: {warnings[0] if warnings else 'SLURM did not answer'}; "
@@ -89,8 +94,20 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"cancelled": cancelled, "job_ids": job_ids,
                           "probes_cancelled": sorted(probe_targets),
+                          "with_their_task": mates,
                           "skipped": {r: states[r].state for r in skipped}}))
     else:
         print(f"cancelled {len(cancelled)} run(s) ({len(probe_targets)} probe task(s)); "
               f"{len(skipped)} had nothing to cancel")
+        if mates:
+            print(f"{len(mates)} of them share a task with a run you named (a trunk and its "
+                  f"cooldown branches train, and are probed, in one task): {', '.join(mates)}")
     return 0
+
+
+def _with_task_mates(chosen: dict[str, dict], live: dict[str, dict]) -> dict[str, dict]:
+    """`chosen` (run id -> latest attempt) plus every live run whose attempt is the same job:
+    a trunk and its cooldown branches share one task, so cancelling one cancels them all and
+    each of them must be recorded as cancelled."""
+    jobs = {a.get("job_id") for a in chosen.values()} - {None}
+    return {**chosen, **{r: a for r, a in live.items() if a.get("job_id") in jobs}}

@@ -201,3 +201,32 @@ def test_cancel_records_and_relaunch_policy(tmp_path):
     squeue_says(env, ["7_0|CANCELLED|None", "7_1|CANCELLED|None", "7_2|COMPLETED|None"])
     st = json.loads(cli(env, "status", str(sweep_dir), "--json").stdout)
     assert [r["state"] for r in st["runs"]] == ["cancelled", "cancelled", "done"]
+
+
+def test_cancelling_a_branch_cancels_and_records_its_whole_family(tmp_path):
+    """A cooldown branch trains in its trunk's task: `cancel BRANCH` scancels that task, so the
+    trunk and every live branch of it are recorded cancelled too (and named); a done branch and
+    other runs are left alone."""
+    env = fake_slurm(tmp_path)
+    sweep_dir = slurm_sweep(tmp_path, {"trunk": RUNNING, "early": DONE, "late": {}, "other": {}})
+    manifest = json.loads((sweep_dir / "sweep.json").read_text())
+    for branch in ("early", "late"):  # what launch records for a branch: its trunk's attempt
+        manifest["runs"][branch]["attempts"] = [
+            {**manifest["runs"]["trunk"]["attempts"][0], "task_of": "trunk"}]
+    write_manifest(sweep_dir, manifest)
+    squeue_says(env, ["7_0|RUNNING|None", "7_3|PENDING|Priority"])
+    out = cli(env, "cancel", str(sweep_dir), "late", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["cancelled"] == ["late", "trunk"] and result["with_their_task"] == ["trunk"]
+    assert result["job_ids"] == ["7_0"]
+    assert Path(env["FAKE_SLURM"], "calls").read_text().count("scancel 7_0\n") == 1
+    runs = json.loads((sweep_dir / "sweep.json").read_text())["runs"]
+    assert runs["trunk"]["attempts"][-1].get("cancelled_at")
+    assert runs["late"]["attempts"][-1].get("cancelled_at")
+    assert not runs["early"]["attempts"][-1].get("cancelled_at")
+    assert not runs["other"]["attempts"][-1].get("cancelled_at")
+    squeue_says(env, ["7_0|CANCELLED|None", "7_3|PENDING|Priority"])
+    st = json.loads(cli(env, "status", str(sweep_dir), "--json").stdout)
+    assert {r["run_id"]: r["state"] for r in st["runs"]} == {
+        "trunk": "cancelled", "early": "done", "late": "cancelled", "other": "pending"}
