@@ -23,6 +23,10 @@ DEFAULT_SPEC = REPO_ROOT / "sweeps" / "demo.yaml"
 DEFAULT_ABLATION = REPO_ROOT / "sweeps" / "demo_ablation.yaml"
 ACTIVE_STATES = ("pending", "running", "requeued", "probing")
 PRINT_EVERY_S = 15.0
+# A training step on a CPU costs about 14 ms of fixed work (Python, optimiser, data) on top of
+# its FLOPs at about 8e10 FLOP/s, i.e. some 1.1e9 FLOPs' worth: measured on the demo's runs
+# (widths 8-96, 2 cores). Only the queue order uses it.
+STEP_OVERHEAD_FLOPS = 1.1e9
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"aimscale demo: {err}", file=sys.stderr)
         return 2
-    states, dirs = [], []
-    for plan in sweeps:
+    dirs = []
+    for index, plan in enumerate(sweeps):
         try:
             dirs.append(_launch(plan, args.max_parallel))
         except (ConfigError, DataProblems, UnreadableFileError) as err:  # bad input
@@ -82,7 +86,10 @@ def run(args: argparse.Namespace) -> int:
         except RuntimeError as err:  # a launch that failed at run time (as `aimscale launch`)
             print(f"aimscale demo: {err}", file=sys.stderr)
             return 1
-        states += _watch(dirs[-1], args.poll, started)
+        if index + 1 < len(sweeps):  # the next sweep starts once this one's last task has:
+            # its runs then fill the slots this sweep's tail leaves idle
+            _watch(dirs, args.poll, started, until=lambda d=dirs[-1]: _all_started(d))
+    states = _watch(dirs, args.poll, started)
     failed = [s for s in states if s.state != "done"]
     for state in failed:
         print(f"[demo] run {state.run_id} ended {state.state}: {state.error or ''}".rstrip())
@@ -129,10 +136,40 @@ def _plan(spec_path: str, overrides: list[str], sweep_dir: str | None):
     if sweep_dir:
         spec = dataclasses.replace(spec, sweep_dir=sweep_dir)
     plan = build_plan(spec)
-    # largest first: the small runs fill the other slot at the end instead of one big run
-    # running alone (the plan keeps its run ids; only the queue order changes)
-    plan.runs.sort(key=lambda r: -r.total_flops)
+    # longest task first: the short ones fill the other slot at the end instead of one long
+    # task running alone (the plan keeps its run ids; only the queue order changes)
+    cost = task_costs(plan.runs)
+    plan.runs.sort(key=lambda r: -cost[r.branch_of or r.run_id])
     return plan
+
+
+def task_costs(runs) -> dict[str, float]:
+    """Estimated CPU time of each training task, in FLOPs: a trunk and its cooldown branches are
+    one task; each step costs its FLOPs plus `STEP_OVERHEAD_FLOPS` (on a CPU, small models are
+    bound by the per-step overhead, so a long narrow run outlasts a short wide one)."""
+    cost: dict[str, float] = {}
+    for run in runs:
+        steps = run.spent_flops / (run.flops_per_image * run.cfg.train.batch_size)
+        task = run.branch_of or run.run_id
+        cost[task] = cost.get(task, 0.0) + run.spent_flops + steps * STEP_OVERHEAD_FLOPS
+    return cost
+
+
+def _all_started(sweep_dir: Path) -> bool:
+    """Whether the local scheduler of the sweep's latest launch has started every training
+    task (none is `queued`); a scheduler that has not written its state yet has not."""
+    from aimscale.jsonfiles import read_json
+    from aimscale.sweep.manifest import latest_attempt, read_manifest
+
+    manifest = read_manifest(sweep_dir) or {}
+    paths = {(latest_attempt(e) or {}).get("scheduler_state")
+             for e in manifest.get("runs", {}).values()} - {None}
+    for path in paths:
+        state = read_json(path)
+        if state is None or any(v.get("state") == "queued"
+                                for v in state.get("runs", {}).values()):
+            return False
+    return True
 
 
 def _launch(plan, max_parallel: int | None) -> Path:
@@ -144,15 +181,18 @@ def _launch(plan, max_parallel: int | None) -> Path:
     return result.sweep_dir
 
 
-def _watch(sweep_dir: Path, poll_s: float, started: float):
-    """Print a progress line until no run is pending or running; return the final states."""
+def _watch(sweep_dirs: list[Path], poll_s: float, started: float, until=None):
+    """Print a progress line (over all `sweep_dirs`) until no run is pending or running, or
+    `until()` holds; return the states."""
     from aimscale.sweep.manifest import read_manifest
     from aimscale.sweep.state import sweep_states
 
     last_done, last_print = -1, 0.0
     while True:
-        states = sweep_states(sweep_dir, read_manifest(sweep_dir) or {})
+        states = [s for d in sweep_dirs for s in sweep_states(d, read_manifest(d) or {})]
         active = [s for s in states if s.state in ACTIVE_STATES]
+        if until is not None and until():
+            return states
         done = sum(s.state == "done" for s in states)
         now = time.perf_counter()
         # a line when a run finishes, else every PRINT_EVERY_S: readable in a log file too

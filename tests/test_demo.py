@@ -128,6 +128,14 @@ def test_reduced_demo_end_to_end(tmp_path):
     assert "[demo] ablation model.attention: causal - prefix" in out
     abl_runs = pd.read_csv(tmp_path / "runs-ablation" / "collect" / "runs.csv")
     assert len(abl_runs) == 6 and sorted(abl_runs["train.seed"]) == [0, 0, 1, 1, 2, 2]
+    # the ablation's scheduler started once the scaling sweep's last training task had, while
+    # that task still ran: its runs fill the slots the scaling sweep's tail leaves idle
+    main, abl = ([json.loads(f.read_text()) for f in (tmp_path / d / "local").glob(
+        "scheduler-*.json")] for d in ("runs", "runs-ablation"))
+    (main,), (abl,) = main, abl
+    tasks = main["runs"].values()
+    last_start = max(r["submitted_at"] for r in tasks)
+    assert last_start <= abl["started_at"] < max(r["finished_at"] for r in tasks)
 
     again = _demo(tmp_path, *TINY_ARGS)  # finished runs are reused; only collect and report
     assert "9 runs, 0 to train, 9 already done" in again  # are redone, for both sweeps
@@ -152,16 +160,25 @@ def test_shipped_demo_design():
     of per-width data sizes); the report's backtest holds out exactly the 4 largest, each >= 4x
     the compute of any fitted run; the LR follows the width; the ablation is 3 seeds of each
     attention at one size."""
-    from aimscale.demo import DEFAULT_ABLATION, DEFAULT_SPEC, _plan
+    from aimscale.demo import DEFAULT_ABLATION, DEFAULT_SPEC, _plan, task_costs
     from analysis.report.backtest import threshold
 
     plan = _plan(str(DEFAULT_SPEC), [], None)
     flops = np.array([r.total_flops for r in plan.runs])
     n = np.array([r.trunk_params for r in plan.runs], dtype=float)
     d = np.array([r.images_seen for r in plan.runs], dtype=float)
-    assert len(plan.runs) == 24 and list(flops) == sorted(flops, reverse=True)  # largest first
+    assert len(plan.runs) == 24
     trunks = [r for r in plan.runs if r.branch_of is None]
     assert sorted(r.cfg.model.width for r in trunks) == [8, 12, 16, 24, 32, 48, 64, 96]
+    # queued longest task first by CPU time, not FLOPs: the 2,400-step width-8 family (the
+    # fewest FLOPs) goes before the 600-step width-48 one, which fills the last slot
+    cost = task_costs(plan.runs)
+    order = [cost[r.branch_of or r.run_id] for r in plan.runs]
+    assert order == sorted(order, reverse=True)
+    assert [r.cfg.model.width for r in trunks][0] == 96
+    assert [r.cfg.model.width for r in trunks][-1] == 48
+    width8 = next(r.run_id for r in trunks if r.cfg.model.width == 8)
+    assert cost[width8] > 3 * cost[trunks[-1].run_id]
     thr = threshold(flops, need=6, distinct=(n, d))  # as the report's backtest section picks it
     held = flops[flops > thr]
     assert len(held) == 4 and held.min() >= 4 * flops[flops <= thr].max()
