@@ -14,8 +14,11 @@ input rather than once per run:
   model's width, depth or training;
 - `untrained`: once per (model config, train.seed) — the step-0 trunk is a function of both.
 
-The planner names one owner run per baseline (the first planned run with that key); that run's
-job, after its own probes, writes the baseline into `SWEEP_DIR/baselines/<id>/`: a copy of the
+The planner names one owner run per baseline (the cheapest training task with that key); that
+run's probe task, after its own probes, writes the baseline into `SWEEP_DIR/baselines/<id>/`.
+The baseline does not depend on the owner's training: when that fails, the probe task still
+computes it (the run's own probes are `blocked`), and a later `launch` submits a probe task
+for a failed, stopped or cancelled owner whose baseline is still missing. It writes a copy of the
 owner's config.yaml, `baseline.json` (id, features, owner, key) and `probe/<features>_<kind>_
 <window>.json`. `collect` adds one row per baseline directory (`features` = pixels | untrained,
 `status` = baseline) whose probe columns carry the trunk protocol's names
@@ -115,17 +118,28 @@ def plan_baselines(names: tuple[str, ...], probes: list[dict[str, Any]], runs: l
                 problems.append(f"[baselines: {name}, probe entry {i}] {err}")
     if problems:
         return [], problems
+    # the owner is the cheapest training task with the key: the soonest done and the least
+    # likely to fail (a trunk trains its branches in its task, so their cost is its own)
+    cost: dict[str, float] = {}
+    for run in runs:
+        task = getattr(run, "branch_of", None) or run.run_id
+        cost[task] = cost.get(task, 0.0) + run.spent_flops
+    trunks = sorted((run for run in runs if not getattr(run, "branch_of", None)),
+                    key=lambda run: cost[run.run_id])  # stable: plan order breaks ties
     out: dict[str, Baseline] = {}
     for name in names:
-        for run in runs:
-            if getattr(run, "branch_of", None):  # a branch is trained in its trunk's job
-                continue
+        for run in trunks:
             key = baseline_key(name, run.template)
             bid = baseline_id(name, key)
             if bid not in out:
                 out[bid] = Baseline(bid, name, run.run_id, f"{sweep_dir}/{DIRNAME}/{bid}", key,
                                     [{**p, "features": name} for p in entries])
     return list(out.values()), []
+
+
+def missing_baselines(baselines: list[Baseline]) -> list[Baseline]:
+    """The baselines with no probe result in their directory yet."""
+    return [b for b in baselines if not any((Path(b.dir) / "probe").glob("*.json"))]
 
 
 def job_probes(probes: list[dict[str, Any]], baselines: list[Baseline]) -> list[dict[str, Any]]:

@@ -6,9 +6,10 @@ signal, requeue on exit code 144). Work items are training runs and probe tasks:
 becomes ready once its training run (`after`) has finished with a summary.json (a run trained
 in an earlier launch has no `after`), and ready probe tasks go before waiting training runs, so
 a run's probe results follow its training; a probe task whose training did not finish never
-starts (`blocked`). The state file records, atomically, each training run under `runs` and each
-probed result run under `probes`: `queued` -> `submitted` (the controller pid as job id) ->
-`finished` (or `blocked`).
+starts (`blocked`), unless it owns a sweep baseline, which needs no trained trunk (it then
+runs, computes the baseline and marks its runs' probes `blocked`). The state file records,
+atomically, each training run under `runs` and each probed result run under `probes`:
+`queued` -> `submitted` (the controller pid as job id) -> `finished` (or `blocked`).
 
     python -m aimscale.sweep.local_scheduler QUEUE_FILE
 """
@@ -74,8 +75,11 @@ def main(queue_file: str) -> int:
                     record("runs", [key[1]], state="finished", finished_at=time.time())
                 else:
                     record("probes", key[2], state="finished", finished_at=time.time())
-        for task in list(probe_tasks):  # a probe task whose training failed never starts
+        for task in list(probe_tasks):  # a probe task whose training failed never starts,
             if task["after"] is not None and trained.get(task["after"]) is False:
+                if _owns_baseline(task, queue["probes"]):  # unless it owns a sweep baseline:
+                    task["after"] = None  # that needs no training (its runs end `blocked`)
+                    continue
                 probe_tasks.remove(task)
                 record("probes", task["run_ids"], state="blocked",
                        reason=f"training of {task['after']} did not finish")
@@ -105,6 +109,12 @@ def main(queue_file: str) -> int:
     state["finished_at"] = time.time()
     atomic_write_json(state_file, state)
     return 0
+
+
+def _owns_baseline(task: dict, probes: list[dict]) -> bool:
+    """Whether a probe task's runs include the owner of one of the sweep's baselines."""
+    names = {Path(d).name for d in task["run_dirs"]}
+    return any((p.get("baseline") or {}).get("owner") in names for p in probes)
 
 
 def scheduler_alive(state: dict) -> bool:

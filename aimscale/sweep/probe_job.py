@@ -9,7 +9,8 @@ the trunk's work (torch.distributed, as `probe_run` sets it up); rank 0 writes.
 
 Each result run gets `probe_status.json` (atomic): `running` when the task starts on it, then
 `done` (with the result names) or `failed` (with the error), or `blocked` when the run has no
-`summary.json` (its training did not finish: nothing is probed). `status` reads it.
+`summary.json` (its training did not finish: nothing of its own is probed, but the sweep
+baselines it owns are computed, `baselines.py`). `status` reads it.
 """
 
 from __future__ import annotations
@@ -77,20 +78,17 @@ class ProbeJob(submitit.helpers.Checkpointable):
         from aimscale.sweep.baselines import run_baseline_probe
 
         write = rank == 0
-        if not (Path(run_dir) / "summary.json").exists():
-            reason = "training did not finish (no summary.json): nothing probed"
-            if write:
-                write_probe_status(run_dir, "blocked", reason=reason)
-            return {"state": "blocked", "reason": reason}
+        blocked = not (Path(run_dir) / "summary.json").exists()
         started = time.time()
-        if write:
+        if write and not blocked:
             write_probe_status(run_dir, "running", probes=self._run_probes(), started_at=started)
         names = []
         try:
             for probe in self.probes:
-                if "baseline" in probe:  # a sweep baseline: only its owner run computes it
+                if "baseline" in probe:  # a sweep baseline: only its owner run computes it,
+                    # whether or not its training finished (the baseline does not use it)
                     names += [r["name"] for r in run_baseline_probe(run_dir, probe)]
-                else:
+                elif not blocked:
                     names += [r["name"] for r in probe_run(run_dir, dict(probe))]
         except Exception as err:  # noqa: BLE001 - recorded for `status`, then the task fails
             message = f"{type(err).__name__}: {err}".splitlines()[0][:500]
@@ -98,6 +96,11 @@ class ProbeJob(submitit.helpers.Checkpointable):
                 write_probe_status(run_dir, "failed", probes=self._run_probes(), error=message,
                                    traceback=traceback.format_exc()[-4000:])
             return {"state": "failed", "error": message}
+        if blocked:
+            reason = "training did not finish (no summary.json): nothing probed"
+            if write:
+                write_probe_status(run_dir, "blocked", reason=reason, baselines=names)
+            return {"state": "blocked", "reason": reason}
         if write:
             write_probe_status(run_dir, "done", probes=self._run_probes(), results=names,
                                started_at=started)

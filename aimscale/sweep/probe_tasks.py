@@ -9,6 +9,8 @@ A probe task probes the result runs of one training task (`probe_job.training_ta
 - Probes of a run whose training is still queued or running but has no probe task (the probe
   sbatch of an earlier launch failed) are left for a later launch, with a warning: an array
   shares one dependency, so they cannot join an array already submitted.
+- The owner of a sweep baseline that is still missing (`baselines.py`) gets a probe task even
+  when its training failed, stopped or was cancelled: the baseline needs no trained trunk.
 Runs whose probes are done, queued or running are never submitted again.
 """
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aimscale.sweep.probe_job import training_task_of
-from aimscale.sweep.probe_state import PROBE_RETRY
+from aimscale.sweep.probe_state import PROBE_LIVE, PROBE_RETRY, TRAINING_ENDED
 from aimscale.sweep.submit import ArrayRequest, ProbeArray
 
 
@@ -42,6 +44,11 @@ def select_probe_arrays(plan, sweep_dir: Path, train_arrays: list[ArrayRequest],
         training_now.update(array.run_ids)
         arrays.append(ProbeArray(resource, tasks, [dirs(t) for t in tasks],
                                  list(array.run_ids), after=array))
+    from aimscale.sweep.baselines import missing_baselines
+
+    # owners of a baseline that is still missing: it needs no trained trunk, so even an owner
+    # whose training failed gets a probe task (its runs' own probes end `blocked`)
+    owners = {b.owner for b in missing_baselines(plan.baselines)}
     ready: list[tuple[str, list[str]]] = []
     waiting = []
     for train_id, run_ids in results.items():
@@ -51,6 +58,10 @@ def select_probe_arrays(plan, sweep_dir: Path, train_arrays: list[ArrayRequest],
         train_state = train.train if train is not None else None
         if train_state is None and (sweep_dir / train_id / "summary.json").exists():
             train_state = "done"
+        if train_id in owners and train_state in TRAINING_ENDED and not any(
+                known.get(r) is not None and known[r].probe in PROBE_LIVE for r in run_ids):
+            ready.append((train_id, run_ids))
+            continue
         wanted = []
         for run_id in run_ids:
             state = known.get(run_id)

@@ -104,3 +104,39 @@ def test_timeout_requeues_and_resumes(tmp_path):
         assert log.count("stopped at a step boundary; requeueing") >= 2
     finally:
         os.killpg(scheduler_pid, signal.SIGKILL)  # the scheduler, its controllers, their tasks
+
+
+def test_a_baseline_is_computed_even_when_its_owners_training_fails(tmp_path):
+    """The raw-pixel and untrained baselines need no trained trunk: the run that owns them (the
+    cheapest, here the broken one) fails, its probe task still runs and computes them, and its
+    own probes end `blocked`; the other run is probed as usual."""
+    sweep_dir = tmp_path / "sweep"
+    base = copy.deepcopy(TINY_BASE)
+    base["train"]["steps"] = 5
+    probe = {"kind": "linear", "dataset": "synthetic", "limit_train": 64, "limit_test": 32,
+             "epochs": 1, "batch_size": 32}
+    spec = write_spec(tmp_path / "s.yaml", "owner", sweep_dir, base=base,
+                      variants={"broken": BROKEN, "ok": ["train.steps=8"]},
+                      probe=[probe], baselines=["pixels", "untrained"],
+                      local={"max_parallel": 2})
+    plan = json.loads(aimscale("plan", str(spec), "--json").stdout)
+    broken = next(r["run_id"] for r in plan["runs"] if r["run_id"].startswith("variantbroken"))
+    assert {b["owner"] for b in plan["baselines"]} == {broken}  # the cheapest task owns both
+    aimscale("launch", str(spec))
+
+    def probes_ended():
+        st = status(sweep_dir)
+        ended = all(r["probe"] in ("done", "blocked", "failed") for r in st["runs"])
+        return st if ended else None
+
+    st = wait_for(probes_ended, 300, 2.0, "the probe tasks to end")
+    by_kind = {r["run_id"].split("-")[0]: r for r in st["runs"]}
+    assert (by_kind["variantbroken"]["state"], by_kind["variantbroken"]["probe"]) == (
+        "failed", "blocked")
+    assert (by_kind["variantok"]["state"], by_kind["variantok"]["probe"]) == ("done", "done")
+    aimscale("collect", str(sweep_dir))
+    runs = pd.read_csv(sweep_dir / "collect" / "runs.csv")
+    rows = runs[runs["features"].isin(["pixels", "untrained"])].set_index("features")
+    assert sorted(rows.index) == ["pixels", "untrained"]
+    assert rows["probe.linear_last.top1"].between(0.0, 1.0).all()
+    assert set(rows["baseline_owner"]) == {broken}

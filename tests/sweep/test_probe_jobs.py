@@ -269,3 +269,32 @@ def test_probe_resource_class_given_default_and_reserved(tmp_path):
                      resources={"classes": {"probe": {}}, "rules": [{"class": "probe"}]})
     out = aimscale("plan", str(bad), check=False)
     assert out.returncode == 2 and "reserved for the probe tasks" in out.stderr
+
+
+def test_a_later_launch_probes_a_failed_owner_whose_baseline_is_missing(tmp_path):
+    """A launch submits a probe task for the owner of a missing baseline even when its training
+    failed (SLURM never starts a probe task after a failed training); none once it exists."""
+    from aimscale.sweep.plan import build_plan
+    from aimscale.sweep.probe_tasks import select_probe_arrays
+    from aimscale.sweep.spec import parse_spec
+    from aimscale.sweep.state import RunState
+
+    probe = {"kind": "linear", "dataset": "synthetic", "limit_train": 64, "limit_test": 32}
+    spec = parse_spec({"name": "t", "sweep_dir": str(tmp_path / "s"), "base": TINY_BASE,
+                       "grid": {"model.width": "32,64"}, "probe": [probe],
+                       "baselines": ["pixels"]})
+    plan = build_plan(spec)
+    (pixels,) = plan.baselines
+    owner = pixels.owner
+    other = next(r.run_id for r in plan.runs if r.run_id != owner)
+    known = {owner: RunState(owner, "failed", train="failed", probe="blocked"),
+             other: RunState(other, "probing", train="done", probe="done")}
+
+    def arrays():
+        return [a.run_ids for a in select_probe_arrays(plan, tmp_path / "s", [], known, False,
+                                                       100, [])]
+
+    assert arrays() == [[[owner]]]
+    (Path(pixels.dir) / "probe").mkdir(parents=True)
+    (Path(pixels.dir) / "probe" / "pixels_linear_last.json").write_text("{}")
+    assert arrays() == []
