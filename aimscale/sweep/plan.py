@@ -4,8 +4,9 @@ Composing every grid point from scratch is slow (OmegaConf, ~5-15 ms a point), s
 composed once and each distinct override chunk (one axis value, one variant) is applied once to a
 copy of it; a run's template is then the base with its chunks' values set on shallow copies of
 the dataclasses on their paths, so templates share what they do not change and are never
-mutated. `PlannedRun.cfg` is the run's own deep copy of its template, made on first use: editing
-one run's config changes no other run. Every run id comes from `aimscale.config.run_id`.
+mutated (`config_tree.py`). `PlannedRun.cfg` is the run's own deep copy of its template, made
+on first use: editing one run's config changes no other run. Every run id comes from
+`aimscale.config.run_id`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from omegaconf import OmegaConf
 from aimscale import config as C
 from aimscale.flops import forward_flops, param_counts
 from aimscale.memory import run_memory
+from aimscale.sweep.config_tree import Chunk, apply_chunk, copy_tree, with_values
 from aimscale.sweep.data_sizes import family
 from aimscale.sweep.resources import ResourceClass
 from aimscale.sweep.size_rules import size_values
@@ -61,7 +63,7 @@ class PlannedRun:
     def cfg(self) -> C.RunConfig:
         """This run's own config (a copy of its template, made on first use)."""
         if self._cfg is None:
-            self._cfg = _copy_tree(self.template)
+            self._cfg = copy_tree(self.template)
         return self._cfg
 
     def summary(self) -> dict[str, Any]:
@@ -154,24 +156,16 @@ class Plan:
                 "tasks": len({training_task_of(run) for run in self.runs})}
 
 
-@dataclass
-class _Chunk:
-    """The effect of one list of overrides on the base: config paths and their new values."""
-
-    sets: list[tuple[tuple[str, ...], Any]]
-    problems: list[str]
-
-
 def build_plan(spec: SweepSpec) -> Plan:
     """Expand and validate every point; raise ConfigError listing all problems at once."""
     base_cfg = _compose_base(spec)
     base_tree = OmegaConf.structured(base_cfg)
     OmegaConf.set_struct(base_tree, True)
-    chunk_cache: dict[tuple[str, ...], _Chunk] = {}
+    chunk_cache: dict[tuple[str, ...], Chunk] = {}
 
-    def chunk(overrides: tuple[str, ...]) -> _Chunk:
+    def chunk(overrides: tuple[str, ...]) -> Chunk:
         if overrides not in chunk_cache:
-            chunk_cache[overrides] = _apply_chunk(base_tree, overrides)
+            chunk_cache[overrides] = apply_chunk(base_tree, overrides)
         return chunk_cache[overrides]
 
     # the dimensions of the product: each value is (axes shown, overrides, data sizes or None)
@@ -222,10 +216,10 @@ def build_plan(spec: SweepSpec) -> Plan:
             problems += [f"[command line] {p}" for p in chunks[-1].problems]
         bad = bad or bool(cli and chunks[-1].problems)
         # the values that did apply are still checked, so every problem shows in one go
-        cfg = _with_values(base_cfg, [s for ch in chunks for s in ch.sets])
+        cfg = with_values(base_cfg, [s for ch in chunks for s in ch.sets])
         sized, point_problems = size_values(spec.size_rules, cfg)
         if sized:
-            cfg = _with_values(cfg, [(tuple(k.split(".")), v) for k, v in sized.items()])
+            cfg = with_values(cfg, [(tuple(k.split(".")), v) for k, v in sized.items()])
         point_problems += _validate(cfg)
         if bad:
             problems += [f"[{label}] {p}" for p in point_problems]
@@ -282,7 +276,7 @@ def build_plan(spec: SweepSpec) -> Plan:
     problems += baseline_problems
     if problems:
         raise C.ConfigError(problems)
-    return Plan(spec=spec, runs=runs, base_cfg=_copy_tree(base_cfg), baselines=baselines)
+    return Plan(spec=spec, runs=runs, base_cfg=copy_tree(base_cfg), baselines=baselines)
 
 
 def _probe_configs(spec: SweepSpec) -> tuple[list, list[str]]:
@@ -317,88 +311,6 @@ def _compose_base(spec: SweepSpec) -> C.RunConfig:
         return C.compose(spec.overrides, base=spec.base)
     except C.ConfigError as err:
         raise C.ConfigError([f"[base] {p}" for p in err.problems]) from None
-
-
-def _apply_chunk(base_tree, overrides: tuple[str, ...]) -> _Chunk:
-    """Apply `overrides` to a copy of the base; read back the values of the keys they touch."""
-    tree = base_tree.copy()  # OmegaConf copies the nodes: the base stays untouched
-    try:
-        problems = C.apply_overrides(tree, list(overrides))
-    except C.ConfigError as err:  # unparsable: nothing applied
-        return _Chunk([], err.problems)
-    touched: list[tuple[str, ...]] = []
-    for override in C._parse_overrides(list(overrides)):
-        key = override.key_or_group
-        if key in C.GROUPS and isinstance(override.value(), str):
-            try:
-                preset = C._load_preset(key, override.value())
-            except C.ConfigError:
-                continue
-            touched += [(key, sub) for sub in preset.keys()]
-        else:
-            touched.append(tuple(key.split(".")))
-    try:
-        resolved = OmegaConf.to_object(tree)
-    except Exception as err:  # noqa: BLE001 - an invalid value shows up here, say which
-        return _Chunk([], [f"overrides {list(overrides)} failed: {str(err).splitlines()[0]}"])
-    sets = []  # the overrides that failed left their key unchanged; the others still count
-    for path in dict.fromkeys(touched):
-        node = resolved
-        try:
-            for part in path:
-                node = getattr(node, part)
-        except AttributeError:
-            continue
-        sets.append((path, node))
-    return _Chunk(sets, problems)
-
-
-def _with_values(base: C.RunConfig, sets: list[tuple[tuple[str, ...], Any]]) -> C.RunConfig:
-    """A template: `base` with the given paths set; only the dataclasses on those paths are
-    copied, the rest (and the values set) is shared with `base` and other templates."""
-    root = _shallow_copy(base)
-    copied = {id(root)}
-    for path, value in sets:
-        node = root
-        for part in path[:-1]:
-            child = getattr(node, part)
-            if id(child) not in copied:
-                child = _shallow_copy(child)
-                copied.add(id(child))
-                setattr(node, part, child)
-            node = child
-        setattr(node, path[-1], value)
-    return root
-
-
-def _shallow_copy(obj: Any) -> Any:
-    """copy.copy for plain dataclasses, without its reduce protocol overhead."""
-    new = object.__new__(type(obj))
-    new.__dict__.update(obj.__dict__)
-    return new
-
-
-_ATOMS = frozenset({str, int, float, bool, type(None)})
-
-
-def _copy_tree(value: Any) -> Any:
-    """copy.deepcopy for config trees (dataclasses, lists, dicts, scalars), a lot faster."""
-    kind = type(value)
-    if kind in _ATOMS:
-        return value
-    if hasattr(value, "__dataclass_fields__"):
-        fields = dict(vars(value))
-        for key, item in fields.items():
-            if type(item) not in _ATOMS:
-                fields[key] = _copy_tree(item)
-        new = object.__new__(kind)
-        new.__dict__ = fields
-        return new
-    if kind is list or kind is tuple:
-        return kind(_copy_tree(v) for v in value)
-    if kind is dict:
-        return {k: _copy_tree(v) for k, v in value.items()}
-    raise TypeError(f"cannot copy {kind.__name__} in a config tree")
 
 
 def _validate(cfg: C.RunConfig) -> list[str]:
