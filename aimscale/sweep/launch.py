@@ -218,6 +218,7 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
             manifest["runs"][run_id].setdefault("probe_attempts", []).append({
                 "executor": "local", "job_id": None, "submitted_at": submitted_at,
                 "scheduler_state": str(state_file), "folder": folder,
+                "heartbeat_s": HEARTBEAT_S,
             })
         launch_record["arrays"].append({"scheduler_pid": pid, "tasks": len(result.submitted),
                                         "probe_tasks": sum(len(a.run_ids)
@@ -263,6 +264,7 @@ def _submit_slurm(plan: Plan, result: LaunchResult, manifest: dict, launch_recor
                     "executor": "slurm", "job_id": job_id, "submitted_at": submitted_at,
                     "folder": str(folder), "resource_class": array.resource.name,
                     "after": result.job_ids.get(train_id) if after_id else None,
+                    "heartbeat_s": HEARTBEAT_S,
                 })
                 result.probe_job_ids[run_id] = job_id
         launch_record["arrays"].append(

@@ -7,6 +7,10 @@ one training task produces (`training_task_of`; today just that run), one after 
 requeued or relaunched task redoes only what is missing. Several tasks in the probe class share
 the trunk's work (torch.distributed, as `probe_run` sets it up); rank 0 writes.
 
+Heartbeat: while a task probes a run, its rank 0 touches that run's `probe_status.json` every
+`HEARTBEAT_S` seconds, so `status` can tell a live probe task from one on a dead node or hung
+(`stale`), as for training.
+
 Each result run gets `probe_status.json` (atomic): `running` when the task starts on it, then
 `done` (with the result names) or `failed` (with the error), or `blocked` when the run has no
 `summary.json` (its training did not finish: nothing of its own is probed, but the sweep
@@ -16,6 +20,7 @@ baselines it owns are computed, `baselines.py`). `status` reads it.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import traceback
 from collections.abc import Mapping
@@ -26,6 +31,7 @@ from typing import Any
 import submitit
 
 from aimscale.atomic import atomic_write_json
+from aimscale.sweep.job import HEARTBEAT_S
 
 PROBE_STATUS = "probe_status.json"
 
@@ -43,6 +49,32 @@ def training_task_of(run: Any) -> str:
 
 def write_probe_status(run_dir: str | Path, state: str, **fields: Any) -> None:
     atomic_write_json(Path(run_dir) / PROBE_STATUS, {"state": state, "at": time.time(), **fields})
+
+
+class _Heartbeat:
+    """A daemon thread that touches `path` (the probe_status.json of the run being probed)
+    every HEARTBEAT_S seconds, once this task has written it (not an earlier task's file)."""
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+        self._since = time.time()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="aimscale-probe-beat",
+                                        daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(HEARTBEAT_S):
+            path = self.path
+            try:
+                if path and os.stat(path).st_mtime >= self._since - 1.0:
+                    os.utime(path)
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
 
 
 @dataclass
@@ -64,10 +96,17 @@ class ProbeJob(submitit.helpers.Checkpointable):
                     set_cuda_visible_devices=False)
         outcome: dict[str, Any] = {}
         failed = []
-        for run_dir in self.run_dirs:
-            outcome[run_dir] = self._probe(run_dir, rank)
-            if outcome[run_dir]["state"] == "failed":
-                failed.append(run_dir)
+        beat = _Heartbeat() if rank == 0 and os.environ.get("SUBMITIT_EXECUTOR") else None
+        try:
+            for run_dir in self.run_dirs:
+                if beat is not None:
+                    beat.path = os.path.join(run_dir, PROBE_STATUS)
+                outcome[run_dir] = self._probe(run_dir, rank)
+                if outcome[run_dir]["state"] == "failed":
+                    failed.append(run_dir)
+        finally:
+            if beat is not None:
+                beat.stop()
         if failed:  # a non-zero exit: SLURM (and the local scheduler) see the task failed
             raise RuntimeError(f"probes failed on {len(failed)} run(s): "
                                + "; ".join(f"{d}: {outcome[d]['error']}" for d in failed))

@@ -16,19 +16,21 @@ A probe_status.json older than the latest probe attempt belongs to an earlier on
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from aimscale.jsonfiles import read_json
 from aimscale.sweep.probe_job import PROBE_STATUS
 
-PROBE_STATES = ("none", "new", "pending", "running", "suspended", "ending", "done", "failed",
-                "blocked", "cancelled", "unknown")
+PROBE_STATES = ("none", "new", "pending", "running", "stale", "suspended", "ending", "done",
+                "failed", "blocked", "cancelled", "unknown")
 # nothing changes them without a new launch
 PROBE_TERMINAL = ("none", "new", "done", "failed", "blocked", "cancelled")
 # what `launch --retry-failed` probes again on runs whose training is done
 PROBE_RETRY = ("failed", "blocked", "cancelled")
 # what `aimscale cancel` scancels
-PROBE_LIVE = ("pending", "running", "suspended")
+PROBE_LIVE = ("pending", "running", "stale", "suspended")
+STALE_BEATS = 6  # a probe_status.json older than this many heartbeats is stale (as training)
 TRAINING_ENDED = ("failed", "cancelled", "stopped")  # a probe task after it never runs
 
 
@@ -41,14 +43,19 @@ def probe_status_file(run_dir: str | Path, attempt: dict | None) -> dict | None:
         return None
     if attempt and mtime < float(attempt.get("submitted_at", 0)) - 1.0:
         return None
-    return read_json(path)
+    status = read_json(path)
+    if isinstance(status, dict):
+        status["_age_s"] = time.time() - mtime  # for the heartbeat check, not in the file
+    return status
 
 
 def probe_state(train: str, probes: list[dict], attempt: dict | None, where: str,
-                detail: str, status: dict | None) -> tuple[str, str | None]:
+                detail: str, status: dict | None,
+                started_at: float | None = None) -> tuple[str, str | None]:
     """(probe state, a note or error): `train` is the run's training state, `where` the
     scheduler's kind for the probe task (slurm.KIND's values or `unknown`), `status` the
-    current probe_status.json."""
+    current probe_status.json (`probe_status_file`), `started_at` when the task last started
+    (None when not known)."""
     if not probes:
         return "none", None
     on_disk = status.get("state") if status else None
@@ -65,6 +72,12 @@ def probe_state(train: str, probes: list[dict], attempt: dict | None, where: str
     if where == "unknown":
         return "unknown", detail or "no scheduler could be asked about the probe task"
     if where == "running":
+        beat, age = attempt.get("heartbeat_s"), (status or {}).get("_age_s")
+        if on_disk == "running" and beat and age is not None and age > STALE_BEATS * beat and (
+                # a file from before the task's latest start is not beaten: it restarts
+                started_at is None or time.time() - age >= started_at - 1.0):
+            return "stale", (f"probe_status.json not updated for {age:.0f} s (heartbeat every "
+                             f"{beat:g} s): the node may be dead or the probe task hung")
         return "running", None
     if where in ("suspended", "ending"):
         return where, detail or None

@@ -132,11 +132,14 @@ def sweep_states(sweep_dir: str | Path, manifest: dict[str, Any], with_loss: boo
                 out.append(state)
                 continue
             state.probe, state.probe_error = probe_state(
-                state.train, probes, probe_attempt, view.kind, view.detail, status)
+                state.train, probes, probe_attempt, view.kind, view.detail, status,
+                view.started_at)
             state.probe_job_id = probe_attempt.get("job_id") if probe_attempt else None
             if state.train == "done" and state.probe in ("pending", "running", "suspended",
                                                          "ending"):
                 state.state = "probing"
+            elif state.train == "done" and state.probe == "stale":
+                state.state = "stale"
         out.append(state)
     return out
 

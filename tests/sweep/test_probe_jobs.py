@@ -13,6 +13,7 @@ import copy
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -298,3 +299,53 @@ def test_a_later_launch_probes_a_failed_owner_whose_baseline_is_missing(tmp_path
     (Path(pixels.dir) / "probe").mkdir(parents=True)
     (Path(pixels.dir) / "probe" / "pixels_linear_last.json").write_text("{}")
     assert arrays() == []
+
+
+def test_a_probe_task_whose_heartbeat_stopped_is_stale(tmp_path):
+    """SLURM says the probe task runs, but the run's probe_status.json (`running`) has not been
+    touched for 6 heartbeats: `stale` (a dead node or a hung task), cancellable; a fresh one is
+    `running`."""
+    from test_slurm_faults_offline import DONE, cli, fake_slurm, slurm_sweep, squeue_says
+
+    from aimscale.sweep.manifest import read_manifest, write_manifest
+
+    env = fake_slurm(tmp_path)
+    running = {**DONE, "probe_status.json": {"state": "running", "probes": [PROBE]}}
+    sweep_dir = slurm_sweep(tmp_path, {"hung": running, "live": running})
+    manifest = read_manifest(sweep_dir)
+    manifest["spec"] = {"probe": [PROBE]}
+    for index, entry in enumerate(manifest["runs"].values()):
+        entry["probe_attempts"] = [{"executor": "slurm", "job_id": f"8_{index}",
+                                    "submitted_at": entry["attempts"][0]["submitted_at"],
+                                    "folder": "x", "heartbeat_s": 5.0}]
+    write_manifest(sweep_dir, manifest)
+    old = time.time() - 45  # after the task started (120 s ago), 9 heartbeats without a touch
+    os.utime(sweep_dir / "hung" / "probe_status.json", (old, old))
+    squeue_says(env, ["7_0|COMPLETED|None", "8_0|RUNNING|None",
+                      "7_1|COMPLETED|None", "8_1|RUNNING|None"])
+    st = json.loads(cli(env, "status", str(sweep_dir), "--json").stdout)
+    got = {r["run_id"]: (r["state"], r["probe"]) for r in st["runs"]}
+    assert got == {"hung": ("stale", "stale"), "live": ("probing", "running")}
+    assert "not updated for 45 s" in st["runs"][0]["probe_error"]
+    cancel = json.loads(cli(env, "cancel", str(sweep_dir), "hung", "--json").stdout)
+    assert cancel["probes_cancelled"] == ["hung"] and cancel["job_ids"] == ["8_0"]
+
+
+def test_the_probe_heartbeat_touches_only_this_tasks_status_file(tmp_path, monkeypatch):
+    from aimscale.sweep import probe_job
+
+    monkeypatch.setattr(probe_job, "HEARTBEAT_S", 0.05)
+    beat = probe_job._Heartbeat()
+    ours, earlier = tmp_path / "ours.json", tmp_path / "earlier.json"
+    ours.write_text("{}")
+    earlier.write_text("{}")
+    os.utime(ours, (beat._since - 0.5,) * 2)  # written by this task (it started just before)
+    os.utime(earlier, (beat._since - 60,) * 2)  # left by an earlier task
+    try:
+        beat.path = str(ours)
+        wait_for(lambda: ours.stat().st_mtime > beat._since, 5, 0.05, "a heartbeat")
+        beat.path = str(earlier)
+        time.sleep(0.3)
+        assert earlier.stat().st_mtime == pytest.approx(beat._since - 60)
+    finally:
+        beat.stop()
