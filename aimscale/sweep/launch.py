@@ -160,6 +160,12 @@ def probed(result: LaunchResult) -> list[str]:
     return [r for a in result.probe_arrays for task in a.run_ids for r in task]
 
 
+def task_index(result: LaunchResult) -> dict[str, int]:
+    """Each probed run's place in its probe task (0: probed first; a task probes a trunk's
+    family one run after another)."""
+    return {r: i for a in result.probe_arrays for task in a.run_ids for i, r in enumerate(task)}
+
+
 def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) -> None:
     spec, sweep_dir = plan.spec, result.sweep_dir
     manifest = read_manifest(sweep_dir) or new_manifest(spec.name, spec.raw)
@@ -214,11 +220,12 @@ def _submit(plan: Plan, result: LaunchResult, executor: str, max_parallel: int) 
                 "scheduler_state": str(state_file), "folder": folder,
                 "heartbeat_s": HEARTBEAT_S,
             })
+        place = task_index(result)
         for run_id in probed(result):
             manifest["runs"][run_id].setdefault("probe_attempts", []).append({
                 "executor": "local", "job_id": None, "submitted_at": submitted_at,
                 "scheduler_state": str(state_file), "folder": folder,
-                "heartbeat_s": HEARTBEAT_S,
+                "heartbeat_s": HEARTBEAT_S, "task_index": place[run_id],
             })
         launch_record["arrays"].append({"scheduler_pid": pid, "tasks": len(result.submitted),
                                         "probe_tasks": sum(len(a.run_ids)
@@ -259,12 +266,12 @@ def _submit_slurm(plan: Plan, result: LaunchResult, manifest: dict, launch_recor
         except Exception as err:  # noqa: BLE001 - recorded, then reported as a failed launch
             raise failed("the probe array", err) from err
         for run_ids, train_id, job_id in zip(array.run_ids, array.train_ids, ids, strict=True):
-            for run_id in run_ids:
+            for place, run_id in enumerate(run_ids):
                 manifest["runs"][run_id].setdefault("probe_attempts", []).append({
                     "executor": "slurm", "job_id": job_id, "submitted_at": submitted_at,
                     "folder": str(folder), "resource_class": array.resource.name,
                     "after": result.job_ids.get(train_id) if after_id else None,
-                    "heartbeat_s": HEARTBEAT_S,
+                    "heartbeat_s": HEARTBEAT_S, "task_index": place,
                 })
                 result.probe_job_ids[run_id] = job_id
         launch_record["arrays"].append(

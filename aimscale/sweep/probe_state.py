@@ -72,6 +72,8 @@ def probe_state(train: str, probes: list[dict], attempt: dict | None, where: str
     if where == "unknown":
         return "unknown", detail or "no scheduler could be asked about the probe task"
     if where == "running":
+        if status is None and attempt.get("task_index", 0) > 0:
+            return "pending", "waits in its probe task: the runs before it are probed first"
         beat, age = attempt.get("heartbeat_s"), (status or {}).get("_age_s")
         if on_disk == "running" and beat and age is not None and age > STALE_BEATS * beat and (
                 # a file from before the task's latest start is not beaten: it restarts

@@ -349,3 +349,42 @@ def test_the_probe_heartbeat_touches_only_this_tasks_status_file(tmp_path, monke
         assert earlier.stat().st_mtime == pytest.approx(beat._since - 60)
     finally:
         beat.stop()
+
+
+def test_a_run_waiting_in_a_running_probe_task_is_pending(tmp_path):
+    """One probe task probes a trunk's family one run after another: while it probes the first,
+    the later ones are `pending` (with a note), not `running`."""
+    from test_slurm_faults_offline import DONE, cli, fake_slurm, slurm_sweep, squeue_says
+
+    from aimscale.atomic import atomic_write_json
+    from aimscale.sweep.manifest import read_manifest, write_manifest
+
+    env = fake_slurm(tmp_path)
+    sweep_dir = slurm_sweep(tmp_path, {"trunk": DONE, "branch": DONE})
+    manifest = read_manifest(sweep_dir)
+    manifest["spec"] = {"probe": [PROBE]}
+    for place, run_id in enumerate(("trunk", "branch")):  # one probe task, job 8_0
+        entry = manifest["runs"][run_id]
+        entry["probe_attempts"] = [{"executor": "slurm", "job_id": "8_0",
+                                    "submitted_at": entry["attempts"][0]["submitted_at"],
+                                    "folder": "x", "heartbeat_s": 5.0, "task_index": place}]
+    write_manifest(sweep_dir, manifest)
+    atomic_write_json(sweep_dir / "trunk" / "probe_status.json",
+                      {"state": "running", "probes": [PROBE]})
+    squeue_says(env, ["7_0|COMPLETED|None", "7_1|COMPLETED|None", "8_0|RUNNING|None"])
+    st = json.loads(cli(env, "status", str(sweep_dir), "--json").stdout)
+    got = {r["run_id"]: (r["state"], r["probe"]) for r in st["runs"]}
+    assert got == {"trunk": ("probing", "running"), "branch": ("probing", "pending")}
+    notes = {r["run_id"]: r["probe_error"] for r in st["runs"]}
+    assert "waits in its probe task" in notes["branch"] and notes["trunk"] is None
+
+
+def test_launch_records_each_runs_place_in_its_probe_task(tmp_path):
+    from aimscale.sweep.launch import LaunchResult, task_index
+    from aimscale.sweep.resources import ResourceClass
+    from aimscale.sweep.submit import ProbeArray
+
+    probe = ProbeArray(ResourceClass(name="probe"), [["trunk", "b1", "b2"], ["other"]],
+                       [["d/trunk", "d/b1", "d/b2"], ["d/other"]], ["trunk", "other"])
+    result = LaunchResult(tmp_path, probe_arrays=[probe])
+    assert task_index(result) == {"trunk": 0, "b1": 1, "b2": 2, "other": 0}
