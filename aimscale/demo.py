@@ -138,8 +138,10 @@ def _plan(spec_path: str, overrides: list[str], sweep_dir: str | None):
     plan = build_plan(spec)
     # longest task first: the short ones fill the other slot at the end instead of one long
     # task running alone (the plan keeps its run ids; only the queue order changes)
+    from aimscale.sweep.probe_job import training_task_of
+
     cost = task_costs(plan.runs)
-    plan.runs.sort(key=lambda r: -cost[r.branch_of or r.run_id])
+    plan.runs.sort(key=lambda r: -cost[training_task_of(r)])
     return plan
 
 
@@ -147,10 +149,12 @@ def task_costs(runs) -> dict[str, float]:
     """Estimated CPU time of each training task, in FLOPs: a trunk and its cooldown branches are
     one task; each step costs its FLOPs plus `STEP_OVERHEAD_FLOPS` (on a CPU, small models are
     bound by the per-step overhead, so a long narrow run outlasts a short wide one)."""
+    from aimscale.sweep.probe_job import training_task_of
+
     cost: dict[str, float] = {}
     for run in runs:
         steps = run.spent_flops / (run.flops_per_image * run.cfg.train.batch_size)
-        task = run.branch_of or run.run_id
+        task = training_task_of(run)
         cost[task] = cost.get(task, 0.0) + run.spent_flops + steps * STEP_OVERHEAD_FLOPS
     return cost
 

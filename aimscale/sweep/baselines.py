@@ -120,9 +120,11 @@ def plan_baselines(names: tuple[str, ...], probes: list[dict[str, Any]], runs: l
         return [], problems
     # the owner is the cheapest training task with the key: the soonest done and the least
     # likely to fail (a trunk trains its branches in its task, so their cost is its own)
+    from aimscale.sweep.probe_job import training_task_of
+
     cost: dict[str, float] = {}
     for run in runs:
-        task = getattr(run, "branch_of", None) or run.run_id
+        task = training_task_of(run)
         cost[task] = cost.get(task, 0.0) + run.spent_flops
     trunks = sorted((run for run in runs if not getattr(run, "branch_of", None)),
                     key=lambda run: cost[run.run_id])  # stable: plan order breaks ties

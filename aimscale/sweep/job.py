@@ -30,7 +30,8 @@ from typing import Any
 
 import submitit
 
-HEARTBEAT_S = 5.0
+from aimscale.sweep.heartbeat import HEARTBEAT_S, touch_if_written_since
+
 OTHER_RANKS_WAIT_S = 300.0  # ranks > 0 after a stop: the requeue of rank 0 ends them
 
 
@@ -122,12 +123,8 @@ class TrainJob(submitit.helpers.Checkpointable):
         """Rank 0: touch status.json if this job's trainer wrote it (not an earlier run's)."""
         if self._rank != 0:
             return
-        path = os.path.join(getattr(self, "_current", self.run_dir), "status.json")
-        try:
-            if os.stat(path).st_mtime >= self._started - 1.0:
-                os.utime(path)
-        except OSError:
-            pass
+        touch_if_written_since(
+            os.path.join(getattr(self, "_current", self.run_dir), "status.json"), self._started)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"run_dir": self.run_dir}  # never the thread or the flag

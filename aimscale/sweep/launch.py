@@ -21,7 +21,7 @@ from pathlib import Path
 from aimscale.atomic import atomic_write_text
 from aimscale.config import to_yaml
 from aimscale.sweep import slurm
-from aimscale.sweep.job import HEARTBEAT_S
+from aimscale.sweep.heartbeat import HEARTBEAT_S
 from aimscale.sweep.manifest import launch_lock, new_manifest, read_manifest, write_manifest
 from aimscale.sweep.plan import Plan
 from aimscale.sweep.probe_tasks import select_probe_arrays

@@ -31,7 +31,7 @@ from typing import Any
 import submitit
 
 from aimscale.atomic import atomic_write_json
-from aimscale.sweep.job import HEARTBEAT_S
+from aimscale.sweep.heartbeat import HEARTBEAT_S, touch_if_written_since
 
 PROBE_STATUS = "probe_status.json"
 
@@ -65,12 +65,8 @@ class _Heartbeat:
 
     def _loop(self) -> None:
         while not self._stopped.wait(HEARTBEAT_S):
-            path = self.path
-            try:
-                if path and os.stat(path).st_mtime >= self._since - 1.0:
-                    os.utime(path)
-            except OSError:
-                pass
+            if self.path:
+                touch_if_written_since(self.path, self._since)
 
     def stop(self) -> None:
         self._stopped.set()

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from aimscale.jsonfiles import read_json
+from aimscale.sweep.heartbeat import beat_stopped
 from aimscale.sweep.probe_job import PROBE_STATUS
 
 PROBE_STATES = ("none", "new", "pending", "running", "stale", "suspended", "ending", "done",
@@ -30,32 +31,30 @@ PROBE_TERMINAL = ("none", "new", "done", "failed", "blocked", "cancelled")
 PROBE_RETRY = ("failed", "blocked", "cancelled")
 # what `aimscale cancel` scancels
 PROBE_LIVE = ("pending", "running", "stale", "suspended")
-STALE_BEATS = 6  # a probe_status.json older than this many heartbeats is stale (as training)
 TRAINING_ENDED = ("failed", "cancelled", "stopped")  # a probe task after it never runs
 
 
-def probe_status_file(run_dir: str | Path, attempt: dict | None) -> dict | None:
-    """probe_status.json of the latest probe attempt (None when absent or older than it)."""
+def probe_status_file(run_dir: str | Path,
+                      attempt: dict | None) -> tuple[dict | None, float | None]:
+    """(probe_status.json of the latest probe attempt, seconds since it was last written or
+    touched); (None, None) when absent or older than the attempt."""
     path = os.path.join(str(run_dir), PROBE_STATUS)
     try:
         mtime = os.stat(path).st_mtime
     except OSError:
-        return None
+        return None, None
     if attempt and mtime < float(attempt.get("submitted_at", 0)) - 1.0:
-        return None
-    status = read_json(path)
-    if isinstance(status, dict):
-        status["_age_s"] = time.time() - mtime  # for the heartbeat check, not in the file
-    return status
+        return None, None
+    return read_json(path), time.time() - mtime
 
 
 def probe_state(train: str, probes: list[dict], attempt: dict | None, where: str,
-                detail: str, status: dict | None,
-                started_at: float | None = None) -> tuple[str, str | None]:
+                detail: str, status: dict | None, started_at: float | None = None,
+                age_s: float | None = None) -> tuple[str, str | None]:
     """(probe state, a note or error): `train` is the run's training state, `where` the
     scheduler's kind for the probe task (slurm.KIND's values or `unknown`), `status` the
-    current probe_status.json (`probe_status_file`), `started_at` when the task last started
-    (None when not known)."""
+    current probe_status.json and `age_s` its age (`probe_status_file`), `started_at` when the
+    task last started (None when not known)."""
     if not probes:
         return "none", None
     on_disk = status.get("state") if status else None
@@ -74,11 +73,9 @@ def probe_state(train: str, probes: list[dict], attempt: dict | None, where: str
     if where == "running":
         if status is None and attempt.get("task_index", 0) > 0:
             return "pending", "waits in its probe task: the runs before it are probed first"
-        beat, age = attempt.get("heartbeat_s"), (status or {}).get("_age_s")
-        if on_disk == "running" and beat and age is not None and age > STALE_BEATS * beat and (
-                # a file from before the task's latest start is not beaten: it restarts
-                started_at is None or time.time() - age >= started_at - 1.0):
-            return "stale", (f"probe_status.json not updated for {age:.0f} s (heartbeat every "
+        beat = attempt.get("heartbeat_s")
+        if on_disk == "running" and beat_stopped(beat, age_s, started_at):
+            return "stale", (f"probe_status.json not updated for {age_s:.0f} s (heartbeat every "
                              f"{beat:g} s): the node may be dead or the probe task hung")
         return "running", None
     if where in ("suspended", "ending"):

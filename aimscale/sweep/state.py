@@ -30,6 +30,7 @@ from typing import Any
 
 from aimscale.jsonfiles import UnreadableFileError, read_json, read_jsonl_tail
 from aimscale.sweep import slurm
+from aimscale.sweep.heartbeat import beat_stopped
 from aimscale.sweep.local_scheduler import pid_alive, scheduler_alive
 from aimscale.sweep.manifest import latest_attempt
 from aimscale.sweep.probe_state import PROBE_STATES, probe_state, probe_status_file
@@ -41,7 +42,6 @@ TERMINAL_STATES = ("new", "stopped", "cancelled", "done", "failed", "unreadable"
 # what `launch --retry-failed` resubmits; unknown, stale and ending runs may still be alive
 RETRY_STATES = ("failed", "stopped", "cancelled")
 SCHEDULER_START_GRACE_S = 30.0
-STALE_BEATS = 6  # a status file older than this many heartbeats is stale
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ def sweep_states(sweep_dir: str | Path, manifest: dict[str, Any], with_loss: boo
             probe_view, probe_attempt = view_of(latest[run_id][1], run_id, "probes")
             view = probe_view or SchedulerView("unknown")
             try:
-                status = probe_status_file(run_dir, probe_attempt)
+                status, age = probe_status_file(run_dir, probe_attempt)
             except UnreadableFileError as err:
                 state.state, state.error = "unreadable", str(err)
                 warnings.append(f"run {run_id} is unreadable: {err}")
@@ -133,7 +133,7 @@ def sweep_states(sweep_dir: str | Path, manifest: dict[str, Any], with_loss: boo
                 continue
             state.probe, state.probe_error = probe_state(
                 state.train, probes, probe_attempt, view.kind, view.detail, status,
-                view.started_at)
+                view.started_at, age)
             state.probe_job_id = probe_attempt.get("job_id") if probe_attempt else None
             if state.train == "done" and state.probe in ("pending", "running", "suspended",
                                                          "ending"):
@@ -202,9 +202,7 @@ def _run_state(run_id: str, run_dir: str | Path, attempt: dict | None,
                                "branches before it train first")
     if where == "running":
         beat = attempt.get("heartbeat_s")
-        if disk == "running" and beat and age is not None and age > STALE_BEATS * beat and (
-                # a status file from before the job's latest start is not beaten: it starts
-                view.started_at is None or time.time() - age >= view.started_at - 1.0):
+        if disk == "running" and beat_stopped(beat, age, view.started_at):
             return make("stale", f"status.json not updated for {age:.0f} s (heartbeat every "
                                  f"{beat:g} s): the node may be dead or the job hung")
         return make("requeued" if disk == "stopped" else "running")
