@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sweep_helpers import TINY_BASE, aimscale, write_spec
+from sweep_helpers import ROOT, TINY_BASE, aimscale, write_spec
 
 from aimscale.config import ConfigError, compose, run_id
 from aimscale.sweep.launch import launch
@@ -128,15 +128,17 @@ def test_plan_cli_json_and_errors(tmp_path):
     assert "Nothing was submitted" in bad.stderr
 
 
-@pytest.mark.parametrize("spec", ["demo", "width_depth", "data_size", "iterations",
-                                  "ablations/attention", "ablations/targets", "ablations/order",
-                                  "ablations/head", "ablations/objective",
-                                  "ablations/crop_scale", "paper/aim", "paper/aim_7b_long",
-                                  "demo_ablation", "lr_transfer"])
-def test_shipped_specs_plan(spec):
-    from sweep_helpers import ROOT
+SWEEPS = ROOT / "sweeps"
+SHIPPED_SPECS = sorted(str(p.relative_to(SWEEPS)) for p in SWEEPS.rglob("*.yaml"))
 
-    plan = build_plan(load_spec(ROOT / "sweeps" / f"{spec}.yaml"))
+
+def test_every_shipped_spec_is_tested():
+    assert len(SHIPPED_SPECS) >= 18 and "exploration/patch4.yaml" in SHIPPED_SPECS
+
+
+@pytest.mark.parametrize("spec", SHIPPED_SPECS)
+def test_shipped_specs_plan(spec):
+    plan = build_plan(load_spec(ROOT / "sweeps" / spec))
     assert plan.runs and all(r.total_flops > 0 for r in plan.runs)
 
 
