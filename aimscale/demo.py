@@ -138,7 +138,7 @@ def _plan(spec_path: str, overrides: list[str], sweep_dir: str | None):
     plan = build_plan(spec)
     # longest task first: the short ones fill the other slot at the end instead of one long
     # task running alone (the plan keeps its run ids; only the queue order changes)
-    from aimscale.sweep.probe_job import training_task_of
+    from aimscale.sweep.data_sizes import training_task_of
 
     cost = task_costs(plan.runs)
     plan.runs.sort(key=lambda r: -cost[training_task_of(r)])
@@ -149,7 +149,7 @@ def task_costs(runs) -> dict[str, float]:
     """Estimated CPU time of each training task, in FLOPs: a trunk and its cooldown branches are
     one task; each step costs its FLOPs plus `STEP_OVERHEAD_FLOPS` (on a CPU, small models are
     bound by the per-step overhead, so a long narrow run outlasts a short wide one)."""
-    from aimscale.sweep.probe_job import training_task_of
+    from aimscale.sweep.data_sizes import training_task_of
 
     cost: dict[str, float] = {}
     for run in runs:

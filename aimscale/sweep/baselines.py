@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aimscale.sweep.data_sizes import training_task_of
+
 BASELINE_FEATURES = ("pixels", "untrained")
 DIRNAME = "baselines"
 ELIGIBLE_KINDS = ("attentive", "linear", "both")
@@ -120,8 +122,6 @@ def plan_baselines(names: tuple[str, ...], probes: list[dict[str, Any]], runs: l
         return [], problems
     # the owner is the cheapest training task with the key: the soonest done and the least
     # likely to fail (a trunk trains its branches in its task, so their cost is its own)
-    from aimscale.sweep.probe_job import training_task_of
-
     cost: dict[str, float] = {}
     for run in runs:
         task = training_task_of(run)

@@ -20,6 +20,7 @@ zip: {model.width: [64, 256], data_sizes: [[6400, 12800, 25600], [25600, 51200]]
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aimscale import config as C
@@ -117,3 +118,14 @@ def family(cfg: C.RunConfig, axes: dict[str, str], sizes: list[int]):
         branch = branch_config(cfg, trunk_id, steps[-1], n)
         members.append((branch, {**axes, AXIS: str(size)}, trunk_id))
     return members, []
+
+
+def training_task_of(run: Any) -> str:
+    """The run id of the training task whose success a probe of result run `run` waits for (a
+    PlannedRun, or a manifest entry / plan summary with `run_id`).
+
+    A cooldown branch (`branch_of: <run_id>`, trained inside its trunk's task) returns its
+    trunk's id, so its probes join that task's probe task; any other run is its own task."""
+    if isinstance(run, Mapping):
+        return run.get("branch_of") or run["run_id"]
+    return getattr(run, "branch_of", None) or run.run_id

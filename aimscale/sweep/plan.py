@@ -22,7 +22,7 @@ from aimscale import config as C
 from aimscale.flops import forward_flops, param_counts
 from aimscale.memory import run_memory
 from aimscale.sweep.config_tree import Chunk, apply_chunk, copy_tree, with_values
-from aimscale.sweep.data_sizes import family
+from aimscale.sweep.data_sizes import family, training_task_of
 from aimscale.sweep.resources import ResourceClass
 from aimscale.sweep.size_rules import size_values
 from aimscale.sweep.spec import SweepSpec
@@ -149,8 +149,6 @@ class Plan:
         (`resources.classes.probe`) or it is the default, and how many tasks it gets."""
         if not self.spec.probes:
             return None
-        from aimscale.sweep.probe_job import training_task_of
-
         policy = self.spec.resources
         return {**policy.probe_class.to_dict(), "given": policy.probe is not None,
                 "tasks": len({training_task_of(run) for run in self.runs})}

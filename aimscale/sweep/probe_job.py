@@ -2,10 +2,11 @@
 
 A sweep's probes are their own jobs (a probe array after the training array, `launch.py`), so
 the training allocation's GPUs never wait for them. One probe task probes every result run that
-one training task produces (`training_task_of`; today just that run), one after another, through
-`aimscale.probe.run.probe_run`: results already made by the same request are kept, so a
-requeued or relaunched task redoes only what is missing. Several tasks in the probe class share
-the trunk's work (torch.distributed, as `probe_run` sets it up); rank 0 writes.
+one training task produces (`data_sizes.training_task_of`: a trunk and its cooldown branches),
+one after another, through `aimscale.probe.run.probe_run`: results already made by the same
+request are kept, so a requeued or relaunched task redoes only what is missing. Several tasks
+in the probe class share the trunk's work (torch.distributed, as `probe_run` sets it up);
+rank 0 writes.
 
 Heartbeat: while a task probes a run, its rank 0 touches that run's `probe_status.json` every
 `HEARTBEAT_S` seconds, so `status` can tell a live probe task from one on a dead node or hung
@@ -23,7 +24,6 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,17 +34,6 @@ from aimscale.atomic import atomic_write_json
 from aimscale.sweep.heartbeat import HEARTBEAT_S, touch_if_written_since
 
 PROBE_STATUS = "probe_status.json"
-
-
-def training_task_of(run: Any) -> str:
-    """The run id of the training task whose success a probe of result run `run` waits for (a
-    PlannedRun, or a manifest entry / plan summary with `run_id`).
-
-    A cooldown branch (`branch_of: <run_id>`, trained inside its trunk's task) returns its
-    trunk's id, so its probes join that task's probe task; any other run is its own task."""
-    if isinstance(run, Mapping):
-        return run.get("branch_of") or run["run_id"]
-    return getattr(run, "branch_of", None) or run.run_id
 
 
 def write_probe_status(run_dir: str | Path, state: str, **fields: Any) -> None:

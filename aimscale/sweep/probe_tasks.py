@@ -1,6 +1,6 @@
 """Which probe tasks a launch submits, grouped into probe arrays (`submit.ProbeArray`).
 
-A probe task probes the result runs of one training task (`probe_job.training_task_of`).
+A probe task probes the result runs of one training task (`data_sizes.training_task_of`).
 - Every training array submitted now gets one probe array with a task per training task, in
   the same order, each after its own training task (SLURM `aftercorr`; the local scheduler
   waits for that run).
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aimscale.sweep.probe_job import training_task_of
+from aimscale.sweep.data_sizes import training_task_of
 from aimscale.sweep.probe_state import PROBE_LIVE, PROBE_RETRY, TRAINING_ENDED
 from aimscale.sweep.submit import ArrayRequest, ProbeArray
 
